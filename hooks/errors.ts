@@ -1,0 +1,86 @@
+/**
+ * Every refusal tusgate gives is one of these codes, with a fixed HTTP status.
+ * The list is the contract with clients: README.md ("Error codes") documents each.
+ */
+export const ERROR_STATUS = {
+  // creation and protocol
+  E_TUS_VERSION: 412,
+  E_CONTENT_TYPE: 415,
+  E_BAD_REQUEST: 400,
+  E_METADATA_INVALID: 400,
+  E_UPLOAD_TOO_LARGE: 413,
+  E_NOT_FOUND: 404,
+  E_GONE: 410,
+  E_OFFSET_MISMATCH: 409,
+  E_LOCKED: 423,
+  E_UPLOAD_COMPLETE: 400,
+  E_NOT_IMPLEMENTED: 501,
+  // the gate
+  E_EMPTY_UPLOAD: 422,
+  E_TYPE_UNKNOWN: 415,
+  E_TYPE_NOT_ALLOWED: 415,
+  E_HEADER_UNREADABLE: 422,
+  E_DIMENSIONS_TOO_LARGE: 422,
+  E_TOO_MANY_PIXELS: 422,
+  E_TOO_MANY_FRAMES: 422,
+  E_TOO_MANY_TOTAL_PIXELS: 422,
+  E_UPLOAD_REFUSED: 410,
+  // finish
+  E_IMAGE_CORRUPT: 422,
+  E_TRANSCODE_TIMEOUT: 422,
+  // the server itself
+  E_SHUTTING_DOWN: 503,
+  E_INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** What a client receives as the JSON body of every refusal. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+/**
+ * A refusal as a value. It carries `status_code` and `body` so that @tus/server,
+ * when one is thrown from a hook or a store, sends it as the response unchanged.
+ */
+export class Refusal extends Error {
+  override name = 'Refusal';
+  readonly status_code: number;
+  readonly body: string;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.status_code = ERROR_STATUS[code];
+    this.body = JSON.stringify(Refusal.toBody(code, message));
+  }
+
+  static toBody(code: ErrorCode, message: string): ErrorBody {
+    return { error: { code, message } };
+  }
+
+  toJSON(): ErrorBody['error'] {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isRefusal(value: unknown): value is Refusal {
+  return value instanceof Refusal;
+}
+
+/** Refusals that end an upload for good (the gate's and the finish's verdicts). */
+export const TERMINAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'E_EMPTY_UPLOAD',
+  'E_TYPE_UNKNOWN',
+  'E_TYPE_NOT_ALLOWED',
+  'E_HEADER_UNREADABLE',
+  'E_DIMENSIONS_TOO_LARGE',
+  'E_TOO_MANY_PIXELS',
+  'E_TOO_MANY_FRAMES',
+  'E_TOO_MANY_TOTAL_PIXELS',
+  'E_IMAGE_CORRUPT',
+  'E_TRANSCODE_TIMEOUT',
+]);

@@ -1,0 +1,94 @@
+/**
+ * The re-encode: decode the staged original with the pixel limit set, auto-orient, fit
+ * inside the long edge without enlarging, convert to sRGB, drop every piece of metadata
+ * (sharp writes none unless asked), and encode to WebP or AVIF.
+ *
+ * Animation policy: with ANIMATION=animate and WebP output, an animated GIF/WebP/APNG
+ * stays animated (every frame resized); otherwise only the first frame is kept.
+ * Frame and total-pixel limits are checked on the whole file before anything is decoded.
+ */
+import sharp, { type Metadata } from 'sharp';
+import { Refusal } from './errors.ts';
+import { checkFrames } from './gate.ts';
+import type { Policy } from './policy.ts';
+
+export interface TranscodeOptions {
+  format: 'webp' | 'avif';
+  quality: number;
+  longEdge: number;
+  animation: 'animate' | 'first-frame';
+  timeoutSeconds: number;
+}
+
+export interface Transcoded {
+  data: Buffer;
+  format: 'webp' | 'avif';
+  mime: string;
+  width: number;
+  height: number;
+  frames: number;
+}
+
+const fmt = (n: number): string => n.toLocaleString('en-US');
+
+/** Sets sharp's process-wide knobs: threads per image and no operation cache. */
+export function configureSharp(threadsPerImage: number): void {
+  sharp.concurrency(threadsPerImage);
+  sharp.cache(false);
+}
+
+function decodeFailure(error: unknown): Refusal {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/timeout/i.test(message)) {
+    return new Refusal('E_TRANSCODE_TIMEOUT', `Processing the image took longer than the limit (TRANSCODE_TIMEOUT_MS): ${message}`);
+  }
+  return new Refusal('E_IMAGE_CORRUPT', `The image could not be decoded: ${message.split('\n')[0]}`);
+}
+
+/** Re-encodes the image in `file`. Throws a Refusal for an image that breaks the policy or does not decode. */
+export async function transcode(file: string, policy: Policy, options: TranscodeOptions): Promise<Transcoded> {
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(file, { limitInputPixels: false, animated: true }).metadata();
+  } catch (error) {
+    throw decodeFailure(error);
+  }
+  const frames = metadata.pages ?? 1;
+  const width = metadata.width;
+  const frameHeight = metadata.pageHeight ?? metadata.height;
+  const pixels = width * frameHeight;
+  if (pixels > policy.maxPixels || width > policy.maxDimension || frameHeight > policy.maxDimension) {
+    throw new Refusal(
+      'E_TOO_MANY_PIXELS',
+      `The image decodes to ${width}x${frameHeight} = ${fmt(pixels)} pixels; the limit is ${fmt(policy.maxPixels)} pixels (MAX_PIXELS) and ${fmt(policy.maxDimension)} per side (MAX_DIMENSION).`,
+    );
+  }
+  const animate = frames > 1 && options.animation === 'animate' && options.format === 'webp';
+  if (animate) {
+    const refusal = checkFrames(frames, pixels, policy);
+    if (refusal) throw refusal;
+  }
+  const limitInputPixels = animate ? pixels * frames : pixels;
+  try {
+    const pipeline = sharp(file, { limitInputPixels, animated: animate, sequentialRead: true })
+      .timeout({ seconds: options.timeoutSeconds })
+      .autoOrient()
+      .resize({ width: options.longEdge, height: options.longEdge, fit: 'inside', withoutEnlargement: true })
+      .toColourspace('srgb');
+    const encoded =
+      options.format === 'webp'
+        ? pipeline.webp({ quality: options.quality, effort: 4 })
+        : pipeline.avif({ quality: options.quality, chromaSubsampling: '4:2:0', effort: 4 });
+    const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
+    return {
+      data,
+      format: options.format,
+      mime: `image/${options.format}`,
+      width: info.width,
+      height: info.pageHeight ?? info.height,
+      frames: animate ? frames : 1,
+    };
+  } catch (error) {
+    throw decodeFailure(error);
+  }
+}

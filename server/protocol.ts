@@ -1,0 +1,83 @@
+/**
+ * Where bare @tus/server departs from tus 1.0, tusgate follows the spec. This middleware
+ * runs before @tus/server on /files and /files/:id:
+ * - X-HTTP-Method-Override is honoured (the overridden request then passes every check below);
+ * - a missing or unsupported Tus-Resumable gets 412 with Tus-Version;
+ * - a PATCH without Content-Type: application/offset+octet-stream gets 415;
+ * - upload ids are validated before any store is touched; Upload-Metadata is bounded;
+ * - new uploads are refused while the server shuts down.
+ */
+import type Koa from 'koa';
+import { isId } from '../storage/keys.ts';
+import type { Config } from './config.ts';
+import { TUS_VERSION, refuse, setCors } from './responses.ts';
+
+const TUS_METHODS = new Set(['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS']);
+const OFFSET_STREAM = 'application/offset+octet-stream';
+
+export interface ProtocolState {
+  shuttingDown: boolean;
+}
+
+/** The upload id in a tus path, '' for the collection itself, undefined for anything else. */
+export function uploadIdOf(path: string, base: string): string | undefined {
+  if (path === base || path === `${base}/`) return '';
+  if (!path.startsWith(`${base}/`)) return undefined;
+  const rest = path.slice(base.length + 1).replace(/\/$/, '');
+  return rest.includes('/') ? undefined : rest;
+}
+
+export function tusProtocol(config: Config, state: ProtocolState): Koa.Middleware {
+  return async (ctx, next) => {
+    const override = ctx.get('x-http-method-override').trim().toUpperCase();
+    if (override && ctx.method === 'POST') {
+      if (!TUS_METHODS.has(override)) {
+        setCors(ctx, config.ALLOWED_ORIGINS);
+        return refuse(ctx, 'E_BAD_REQUEST', `X-HTTP-Method-Override: ${override} is not a tus method.`);
+      }
+      ctx.req.method = override;
+      ctx.method = override;
+    }
+    if (ctx.method === 'OPTIONS') return next();
+    setCors(ctx, config.ALLOWED_ORIGINS);
+    ctx.set('Tus-Resumable', TUS_VERSION);
+    if (ctx.get('tus-resumable') !== TUS_VERSION) {
+      ctx.set('Tus-Version', TUS_VERSION);
+      const sent = ctx.get('tus-resumable');
+      if (ctx.method === 'PATCH' || ctx.method === 'POST') ctx.set('Connection', 'close');
+      return refuse(
+        ctx,
+        'E_TUS_VERSION',
+        sent ? `Tus-Resumable ${sent} is not supported; this server speaks tus ${TUS_VERSION}.` : `The Tus-Resumable header is required (tus ${TUS_VERSION}).`,
+      );
+    }
+    const id = uploadIdOf(ctx.path, config.tusPath);
+    const collection = id === '';
+    if (id === undefined || (ctx.method === 'POST') !== collection || (!collection && !isId(id)) || !TUS_METHODS.has(ctx.method)) {
+      if (ctx.method === 'PATCH' || ctx.method === 'POST') ctx.set('Connection', 'close');
+      return refuse(ctx, 'E_NOT_FOUND', 'There is no upload at this URL.');
+    }
+    if (ctx.method === 'PATCH') {
+      const type = ctx.get('content-type').split(';')[0]?.trim().toLowerCase();
+      if (type !== OFFSET_STREAM) {
+        ctx.set('Connection', 'close');
+        return refuse(ctx, 'E_CONTENT_TYPE', `PATCH requires Content-Type: ${OFFSET_STREAM}${type ? ` (got ${type})` : ''}.`);
+      }
+    }
+    const metadata = ctx.get('upload-metadata');
+    if (Buffer.byteLength(metadata) > config.MAX_METADATA_BYTES) {
+      ctx.set('Connection', 'close');
+      return refuse(
+        ctx,
+        'E_METADATA_INVALID',
+        `Upload-Metadata is ${Buffer.byteLength(metadata)} bytes; the limit is ${config.MAX_METADATA_BYTES} bytes (MAX_METADATA_BYTES).`,
+      );
+    }
+    if (state.shuttingDown && ctx.method === 'POST') {
+      ctx.set('Connection', 'close');
+      ctx.set('Retry-After', '5');
+      return refuse(ctx, 'E_SHUTTING_DOWN', 'The server is shutting down; retry the upload in a moment.');
+    }
+    return next();
+  };
+}
