@@ -26,11 +26,11 @@ export function mediaHandler(store: DiskPublicStore, config: Config): (ctx: Koa.
     ctx.etag = `"${file.size.toString(16)}-${file.modified.getTime().toString(16)}"`;
     ctx.lastModified = file.modified;
     ctx.length = file.size;
+    ctx.status = 200; // ctx.fresh compares validators only on a 2xx response
     if (ctx.fresh) {
       ctx.status = 304;
       return;
     }
-    ctx.status = 200;
     if (ctx.method === 'GET') ctx.body = file.open();
   };
 }

@@ -1,5 +1,6 @@
 /** Builds a running tusgate from its configuration: stores, gate, finish, tus server, app. */
 import { createServer, type Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { Finisher } from '../hooks/finish.ts';
 import { judge } from '../hooks/gate.ts';
@@ -15,6 +16,7 @@ import { createFileStaging } from '../storage/staging.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import { installLingeringClose } from './lingering-close.ts';
 import { createTusServer } from './tus.ts';
 
 export function policyOf(config: Config): Policy {
@@ -96,6 +98,7 @@ export function createRuntime(config: Config, log: Logger): Runtime {
   http.requestTimeout = 0;
   http.headersTimeout = 60_000;
   http.setTimeout(config.IDLE_TIMEOUT_MS);
+  http.on('connection', (socket: Socket) => installLingeringClose(socket, config.REFUSAL_LINGER_MS));
   return {
     http,
     state,

@@ -61,7 +61,8 @@ export function createTusServer({ config, policy, store, finisher, log, locker }
         const outcome = await finisher.finish(upload.id, upload.size ?? upload.offset);
         if (outcome.state === 'failed') throw failureRefusal(outcome.error);
         return {
-          status_code: 200,
+          // creation-with-upload that completes in its POST keeps its 201 (clients need the Location)
+          status_code: req.method === 'POST' ? 201 : 200,
           headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' },
           body: JSON.stringify(publicView(outcome.artifact)),
         };
