@@ -27,7 +27,8 @@ async function main(): Promise<void> {
   });
   runtime.state.ready = true;
   log.info({ config: describeConfig(config), ...runtime.locations }, `tusgate listening on ${runtime.locations.tus}`);
-  const redone = await runtime.finisher.recover();
+  const { leftovers, redone } = await runtime.recover();
+  if (leftovers > 0) log.info({ count: leftovers }, 'removed half-written artifacts of an earlier process');
   if (redone > 0) log.info({ count: redone }, 'redoing interrupted finishes');
 }
 

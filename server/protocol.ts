@@ -7,6 +7,7 @@
  * - upload ids are validated before any store is touched; Upload-Metadata is bounded;
  * - new uploads are refused while the server shuts down.
  */
+import { Metadata } from '@tus/utils';
 import type Koa from 'koa';
 import { isId } from '../storage/keys.ts';
 import type { Config } from './config.ts';
@@ -25,6 +26,15 @@ export function uploadIdOf(path: string, base: string): string | undefined {
   if (!path.startsWith(`${base}/`)) return undefined;
   const rest = path.slice(base.length + 1).replace(/\/$/, '');
   return rest.includes('/') ? undefined : rest;
+}
+
+function isValidMetadata(header: string): boolean {
+  try {
+    Metadata.parse(header);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function tusProtocol(config: Config, state: ProtocolState): Koa.Middleware {
@@ -72,6 +82,10 @@ export function tusProtocol(config: Config, state: ProtocolState): Koa.Middlewar
         'E_METADATA_INVALID',
         `Upload-Metadata is ${Buffer.byteLength(metadata)} bytes; the limit is ${config.MAX_METADATA_BYTES} bytes (MAX_METADATA_BYTES).`,
       );
+    }
+    if (metadata && !isValidMetadata(metadata)) {
+      ctx.set('Connection', 'close');
+      return refuse(ctx, 'E_METADATA_INVALID', 'Upload-Metadata must be comma-separated "key base64value" pairs with unique keys.');
     }
     if (state.shuttingDown && ctx.method === 'POST') {
       ctx.set('Connection', 'close');

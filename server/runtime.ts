@@ -42,6 +42,8 @@ export interface Runtime {
   http: HttpServer;
   state: { ready: boolean; shuttingDown: boolean };
   finisher: Finisher;
+  /** Work to do once the server listens: clean leftovers, redo interrupted finishes. */
+  recover(): Promise<{ leftovers: number; redone: number }>;
   /** Where the stores live, for the start-up log. */
   locations: Record<string, string>;
 }
@@ -103,6 +105,7 @@ export function createRuntime(config: Config, log: Logger): Runtime {
     http,
     state,
     finisher,
+    recover: async () => ({ leftovers: await publicStore.removeLeftovers(), redone: await finisher.recover() }),
     locations: {
       tus: `http://${config.HOST}:${config.PORT}${config.tusPath}/`,
       staging: dir('staging'),

@@ -37,6 +37,16 @@ export class DiskPublicStore implements PublicStore {
     this.temp = path.join(directory, '.incoming');
   }
 
+  /** Removes half-written files a killed process left behind (nothing else writes here). */
+  async removeLeftovers(): Promise<number> {
+    const entries = await fs.readdir(this.temp).catch((error: unknown) => {
+      if (isNotFound(error)) return [];
+      throw error;
+    });
+    await Promise.all(entries.map((entry) => fs.rm(path.join(this.temp, entry), { force: true })));
+    return entries.length;
+  }
+
   private file(key: string): string {
     if (!isArtifactKey(key)) throw new Error(`not an artifact key: ${key}`);
     return path.join(this.directory, key);

@@ -75,13 +75,23 @@ export async function animated(format: 'gif' | 'webp', frames: number, width = 6
     : image.webp({ delay: Array(frames).fill(50), loop: 0, quality: 50 }).toBuffer();
 }
 
-/** A JPEG whose SOF sits behind an APP1 block of about `exifBytes` bytes (cameras, editing apps). */
-export async function jpegWithLargeApp1(exifBytes = 60 * 1024): Promise<Buffer> {
+/**
+ * A JPEG whose SOF sits behind `appBytes` bytes of APPn segments (a camera's EXIF block,
+ * an editor's XMP and ICC): the first is an APP1 "Exif" block, the rest APP2 segments,
+ * each at most 65,535 bytes as the format requires.
+ */
+export async function jpegWithLargeApp1(appBytes = 60 * 1024): Promise<Buffer> {
   const base = await jpeg(800, 600);
-  const payload = Buffer.alloc(exifBytes - 2, 0x20);
-  Buffer.from('Exif\0\0').copy(payload);
-  const segment = Buffer.concat([Buffer.from([0xff, 0xe1, (exifBytes >> 8) & 0xff, exifBytes & 0xff]), payload]);
-  return Buffer.concat([base.subarray(0, 2), segment, base.subarray(2)]);
+  const segments: Buffer[] = [];
+  for (let left = appBytes, first = true; left > 0; first = false) {
+    const size = Math.min(left, 65_535 + 2);
+    const length = size - 2; // the length field counts itself, not the marker
+    const payload = Buffer.alloc(length - 2, 0x20);
+    if (first) Buffer.from('Exif\0\0').copy(payload);
+    segments.push(Buffer.concat([Buffer.from([0xff, first ? 0xe1 : 0xe2, (length >> 8) & 0xff, length & 0xff]), payload]));
+    left -= size;
+  }
+  return Buffer.concat([base.subarray(0, 2), ...segments, base.subarray(2)]);
 }
 
 // --- hand-written headers ---
