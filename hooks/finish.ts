@@ -8,7 +8,6 @@
  * - the staged original is dropped only after the result is recorded;
  * - records left in `processing` are redone at start-up and on a status request.
  */
-import { Readable } from 'node:stream';
 import type { PublicStore } from '../storage/public-store.ts';
 import type { Artifact, RecordStore, StoredError, UploadRecord } from '../storage/records.ts';
 import { artifactKey, newId } from '../storage/keys.ts';
@@ -19,6 +18,8 @@ import { transcode, type TranscodeOptions } from './transcode.ts';
 
 export interface StagedFile {
   path: string;
+  bytes: number;
+  sha256: string;
   release(): Promise<void>;
 }
 
@@ -39,6 +40,13 @@ export interface FinishDeps {
   transcode: TranscodeOptions;
   slots: Slots;
   log: FinishLog;
+  /**
+   * With several instances: claims the finish of an upload for this instance, or answers
+   * undefined when another instance is doing it. Without it, every finish is local.
+   */
+  claim?: (id: string) => Promise<{ release(): Promise<void> } | undefined>;
+  /** How long a finish waits for another instance's result before giving up. */
+  waitForOthersMs?: number;
 }
 
 export type FinishOutcome = { state: 'done'; artifact: Artifact } | { state: 'failed'; error: StoredError };
@@ -76,6 +84,27 @@ export class Finisher {
   }
 
   private async run(id: string, size: number): Promise<FinishOutcome> {
+    const claim = this.deps.claim ? await this.deps.claim(id) : { release: async () => {} };
+    if (!claim) return this.awaitOther(id);
+    try {
+      return await this.runClaimed(id, size);
+    } finally {
+      await claim.release();
+    }
+  }
+
+  /** Another instance is finishing this upload: wait for the result it records. */
+  private async awaitOther(id: string): Promise<FinishOutcome> {
+    const deadline = Date.now() + (this.deps.waitForOthersMs ?? 120_000);
+    for (;;) {
+      const outcome = outcomeOf(await this.deps.records.get(id));
+      if (outcome) return outcome;
+      if (Date.now() > deadline) throw new Error(`the finish of ${id} by another instance did not end in time`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  private async runClaimed(id: string, size: number): Promise<FinishOutcome> {
     const { records, log } = this.deps;
     const existing = await records.get(id);
     const ended = outcomeOf(existing);
@@ -112,7 +141,7 @@ export class Finisher {
       await staged.release();
     }
     const key = artifactKey(name, image.format);
-    const { bytes } = await this.deps.publicStore.put(key, Readable.from([image.data]), image.mime);
+    await this.deps.publicStore.put(key, image.data, image.mime);
     return {
       id,
       url: `${this.deps.publicBaseUrl}/${key}`,
@@ -120,7 +149,8 @@ export class Finisher {
       format: image.format,
       width: image.width,
       height: image.height,
-      bytes,
+      bytes: image.data.length,
+      original: { bytes: staged.bytes, sha256: staged.sha256 },
     };
   }
 }

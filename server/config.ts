@@ -56,10 +56,36 @@ const schema = z
     SHUTDOWN_TIMEOUT_MS: int(0).default(25_000),
     REFUSAL_LINGER_MS: int(0, 60_000).default(1_000),
     MEDIA_MAX_AGE_SECONDS: int(0).default(31_536_000),
+    SWEEP_INTERVAL_MS: int(0).default(60 * 60 * 1000),
+
+    TUS_STORE: z.enum(['file', 's3']).default('file'),
+    PUBLIC_STORE: z.enum(['file', 's3']).default('file'),
+    S3_ENDPOINT: z.url().optional(),
+    S3_REGION: z.string().min(1).default('us-east-1'),
+    S3_BUCKET: z.string().min(3).optional(),
+    PUBLIC_S3_BUCKET: z.string().min(3).optional(),
+    PUBLIC_S3_KEY_PREFIX: z.string().regex(/^([\w.-]+\/)*$/, 'a prefix like "media/" (ends with /) or empty').default(''),
+    S3_FORCE_PATH_STYLE: bool.default(false),
+    S3_PART_SIZE: int(5 * MiB, 5 * 1024 * MiB).default(8 * MiB),
+    S3_CHECKSUM_MODE: z.enum(['WHEN_REQUIRED', 'WHEN_SUPPORTED']).default('WHEN_REQUIRED'),
+
+    REDIS_URL: z.url().optional(),
+    REDIS_KEY_PREFIX: z.string().default('tusgate:'),
+    LOCK_TTL_MS: int(500).default(10_000),
+    LOCK_TIMEOUT_MS: int(100).default(30_000),
   })
-  .refine((c) => c.MAX_TOTAL_PIXELS >= c.MAX_PIXELS, {
-    message: 'MAX_TOTAL_PIXELS must be at least MAX_PIXELS',
-    path: ['MAX_TOTAL_PIXELS'],
+  .superRefine((c, ctx) => {
+    const require = (ok: boolean, path: string, message: string) => {
+      if (!ok) ctx.addIssue({ code: 'custom', path: [path], message });
+    };
+    require(c.MAX_TOTAL_PIXELS >= c.MAX_PIXELS, 'MAX_TOTAL_PIXELS', 'must be at least MAX_PIXELS');
+    require(c.TUS_STORE !== 's3' || c.S3_BUCKET !== undefined, 'S3_BUCKET', 'required when TUS_STORE=s3');
+    require(c.PUBLIC_STORE !== 's3' || c.PUBLIC_S3_BUCKET !== undefined, 'PUBLIC_S3_BUCKET', 'required when PUBLIC_STORE=s3');
+    require(
+      c.PUBLIC_STORE !== 's3' || c.PUBLIC_BASE_URL !== undefined,
+      'PUBLIC_BASE_URL',
+      'required when PUBLIC_STORE=s3 (the URL the bucket is served from, e.g. a CDN)',
+    );
   });
 
 type Raw = z.infer<typeof schema>;
@@ -82,7 +108,7 @@ export class ConfigError extends Error {
 /** Reads and validates the configuration from an environment (process.env by default). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const relevant = Object.fromEntries(
-    Object.keys(schema.shape ?? {}).map((key) => [key, env[key] === '' ? undefined : env[key]]),
+    Object.keys(schema.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
   );
   const parsed = schema.safeParse(relevant);
   if (!parsed.success) {
@@ -107,7 +133,15 @@ const SECRET = /SECRET|PASSWORD|TOKEN|KEY/i;
 
 /** The effective configuration, secrets redacted, for the start-up log. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(config).map(([key, value]) => [key, SECRET.test(key) && value ? '[redacted]' : value]),
-  );
+  return Object.fromEntries(Object.entries(config).map(([key, value]) => [key, redact(key, value)]));
+}
+
+function redact(key: string, value: unknown): unknown {
+  if (SECRET.test(key) && value) return '[redacted]';
+  if (typeof value === 'string' && /^[a-z]+:\/\/[^/]*@/i.test(value)) {
+    const url = new URL(value);
+    if (url.password) url.password = 'redacted';
+    return url.toString();
+  }
+  return value;
 }

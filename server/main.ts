@@ -3,6 +3,7 @@ import { ConfigError, describeConfig, loadConfig, type Config } from './config.t
 import { createLogger } from './logger.ts';
 import { createRuntime } from './runtime.ts';
 import { installShutdown } from './shutdown.ts';
+import { startSweeper } from './sweeper.ts';
 
 function readConfig(): Config {
   try {
@@ -20,7 +21,8 @@ async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger(config.LOG_LEVEL);
   const runtime = createRuntime(config, log);
-  installShutdown(runtime, config, log);
+  const stopSweeper = startSweeper(runtime.core, config, log);
+  installShutdown(runtime, config, log, stopSweeper);
   await new Promise<void>((resolve, reject) => {
     runtime.http.once('error', reject);
     runtime.http.listen(config.PORT, config.HOST, () => resolve());

@@ -1,22 +1,20 @@
 /** Builds a running tusgate from its configuration: stores, gate, finish, tus server, app. */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
-import path from 'node:path';
+import type { Server as TusServer } from '@tus/server';
+import { Refusal } from '../hooks/errors.ts';
 import { Finisher } from '../hooks/finish.ts';
 import { judge } from '../hooks/gate.ts';
 import type { Policy } from '../hooks/policy.ts';
 import { Slots } from '../hooks/slots.ts';
 import { configureSharp } from '../hooks/transcode.ts';
-import { Refusal } from '../hooks/errors.ts';
-import { FileGateStateStore } from '../storage/gate-state.ts';
 import { GatedStore, type GateDecision } from '../storage/gated-store.ts';
-import { DiskPublicStore } from '../storage/public-store.ts';
-import { FileRecordStore, type UploadRecord } from '../storage/records.ts';
-import { createFileStaging } from '../storage/staging.ts';
+import type { UploadRecord } from '../storage/records.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
-import type { Logger } from './logger.ts';
 import { installLingeringClose } from './lingering-close.ts';
+import type { Logger } from './logger.ts';
+import { createStores, type Stores } from './stores.ts';
 import { createTusServer } from './tus.ts';
 
 export function policyOf(config: Config): Policy {
@@ -38,28 +36,22 @@ function endedError(record: UploadRecord): Refusal {
   return new Refusal('E_UPLOAD_COMPLETE', 'This upload is complete; its result is at /uploads/:id.');
 }
 
-export interface Runtime {
-  http: HttpServer;
-  state: { ready: boolean; shuttingDown: boolean };
+export interface Core {
+  stores: Stores;
+  store: GatedStore;
   finisher: Finisher;
-  /** Work to do once the server listens: clean leftovers, redo interrupted finishes. */
-  recover(): Promise<{ leftovers: number; redone: number }>;
-  /** Where the stores live, for the start-up log. */
-  locations: Record<string, string>;
+  tus: TusServer;
 }
 
-export function createRuntime(config: Config, log: Logger): Runtime {
+/** Everything but HTTP: also used by the sweep command. */
+export function createCore(config: Config, log: Logger): Core {
   configureSharp(config.SHARP_THREADS);
   const policy = policyOf(config);
-  const dir = (name: string) => path.join(config.dataDir, name);
-  const staging = createFileStaging({ directory: dir('staging'), expirationMs: config.UPLOAD_EXPIRES_AFTER_MS });
-  const records = new FileRecordStore(dir('records'));
-  const publicStore = new DiskPublicStore(dir('public'));
-
+  const stores = createStores(config);
   const store = new GatedStore({
-    staging: staging.store,
-    gateState: new FileGateStateStore(dir('gate')),
-    records,
+    staging: stores.staging.store,
+    gateState: stores.gateState,
+    records: stores.records,
     judge: async (prefix, complete): Promise<GateDecision> => {
       const verdict = await judge(prefix, complete, policy);
       return verdict.kind === 'refuse' ? { kind: 'refuse', refusal: verdict.refusal } : verdict;
@@ -73,11 +65,11 @@ export function createRuntime(config: Config, log: Logger): Runtime {
       }
     },
   });
-
+  const claimTtl = Math.max(config.LOCK_TTL_MS, 5_000);
   const finisher = new Finisher({
-    records,
-    publicStore,
-    stagedFile: async (id) => ({ path: path.join(dir('staging'), id), release: async () => {} }),
+    records: stores.records,
+    publicStore: stores.publicStore,
+    stagedFile: (id) => stores.staging.stagedFile(id),
     discardStaged: (id) => store.discardStaged(id),
     publicBaseUrl: config.publicBaseUrl,
     policy,
@@ -90,11 +82,28 @@ export function createRuntime(config: Config, log: Logger): Runtime {
     },
     slots: new Slots(config.TRANSCODE_CONCURRENCY),
     log,
+    claim: stores.claim ? (id) => stores.claim?.(`finish:${id}`, claimTtl) ?? Promise.resolve(undefined) : undefined,
+    waitForOthersMs: config.TRANSCODE_TIMEOUT_MS * 2,
   });
+  const tus = createTusServer({ config, policy, store, finisher, log, locker: stores.locker });
+  return { stores, store, finisher, tus };
+}
 
+export interface Runtime {
+  http: HttpServer;
+  core: Core;
+  state: { ready: boolean; shuttingDown: boolean };
+  /** Work to do once the server listens: clean leftovers, redo interrupted finishes. */
+  recover(): Promise<{ leftovers: number; redone: number }>;
+  /** Where the stores live, for the start-up log. */
+  locations: Record<string, string>;
+}
+
+export function createRuntime(config: Config, log: Logger): Runtime {
+  const core = createCore(config, log);
+  const { stores, store, finisher, tus } = core;
   const state = { ready: false, shuttingDown: false };
-  const tus = createTusServer({ config, policy, store, finisher, log });
-  const app = createApp({ config, tus, records, store, finisher, log, media: publicStore, state }, log);
+  const app = createApp({ config, tus, records: stores.records, store, finisher, log, media: stores.diskPublic, state }, log);
   const http = createServer(app.callback());
   // Long PATCH bodies must not be cut by Node's request timeout; idle sockets are cut instead.
   http.requestTimeout = 0;
@@ -103,14 +112,18 @@ export function createRuntime(config: Config, log: Logger): Runtime {
   http.on('connection', (socket: Socket) => installLingeringClose(socket, config.REFUSAL_LINGER_MS));
   return {
     http,
+    core,
     state,
-    finisher,
-    recover: async () => ({ leftovers: await publicStore.removeLeftovers(), redone: await finisher.recover() }),
+    recover: async () => ({
+      leftovers: (await stores.diskPublic?.removeLeftovers()) ?? 0,
+      redone: await finisher.recover(),
+    }),
     locations: {
       tus: `http://${config.HOST}:${config.PORT}${config.tusPath}/`,
-      staging: dir('staging'),
-      public: dir('public'),
+      staging: config.TUS_STORE === 's3' ? `s3://${config.S3_BUCKET}` : `${config.dataDir}/staging`,
+      public: config.PUBLIC_STORE === 's3' ? `s3://${config.PUBLIC_S3_BUCKET}/${config.PUBLIC_S3_KEY_PREFIX}` : `${config.dataDir}/public`,
       publicBaseUrl: config.publicBaseUrl,
+      sharedState: config.REDIS_URL ? 'redis' : `${config.dataDir} (single instance)`,
     },
   };
 }

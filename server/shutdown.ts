@@ -7,12 +7,13 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { Runtime } from './runtime.ts';
 
-export function installShutdown(runtime: Runtime, config: Config, log: Logger): void {
+export function installShutdown(runtime: Runtime, config: Config, log: Logger, stopSweeper: () => void): void {
   let started = false;
   const shutdown = (signal: string) => {
     if (started) return;
     started = true;
     runtime.state.shuttingDown = true;
+    stopSweeper();
     log.info({ signal, timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down');
     const deadline = setTimeout(() => {
       log.warn('shutdown timeout reached: closing the remaining connections');
@@ -22,7 +23,10 @@ export function installShutdown(runtime: Runtime, config: Config, log: Logger): 
     runtime.http.close(() => {
       clearTimeout(deadline);
       log.info('all connections closed');
-      process.exit(0);
+      runtime.core.stores
+        .close()
+        .catch((error: unknown) => log.warn({ err: error }, 'closing the stores failed'))
+        .finally(() => process.exit(0));
     });
     runtime.http.closeIdleConnections();
   };

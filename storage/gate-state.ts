@@ -16,6 +16,8 @@ export interface GateStateStore {
   /** Records the verdict and forgets the prefix (the caller hands it to the staging store). */
   markAllowed(id: string): Promise<void>;
   delete(id: string): Promise<void>;
+  /** Forgets states untouched for `ageMs` (their uploads have expired). Stores with their own expiry need not. */
+  sweep?(ageMs: number): Promise<number>;
 }
 
 /** Local disk: `<id>.prefix` holds the bytes, `<id>.allowed` marks the verdict. */
@@ -53,5 +55,20 @@ export class FileGateStateStore implements GateStateStore {
     await this.ready;
     await fs.rm(this.file(id, 'prefix'), { force: true });
     await fs.rm(this.file(id, 'allowed'), { force: true });
+  }
+
+  async sweep(ageMs: number): Promise<number> {
+    await this.ready;
+    const cutoff = Date.now() - ageMs;
+    let removed = 0;
+    for (const entry of await fs.readdir(this.directory)) {
+      const file = path.join(this.directory, entry);
+      const stats = await fs.stat(file).catch(() => undefined);
+      if (stats && stats.mtimeMs < cutoff) {
+        await fs.rm(file, { force: true });
+        removed += 1;
+      }
+    }
+    return removed;
   }
 }

@@ -1,25 +1,22 @@
 /**
- * Public stores: where server-made artifacts are published. Only the finish writes here,
- * and every write is atomic: a reader sees the whole artifact at its key or nothing.
+ * Public stores: where server-made artifacts are published, chosen by PUBLIC_STORE.
+ * Only the finish writes here, and every write is atomic: a reader sees the whole
+ * artifact at its key or nothing. Nothing the client sent (name, type, metadata) is
+ * written with it.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { isNotFound } from './atomic-file.ts';
 import { isArtifactKey } from './keys.ts';
 
-export interface PutResult {
-  bytes: number;
-}
-
 export interface PublicStore {
-  /** Writes `body` under `key`, replacing any earlier object there, atomically. */
-  put(key: string, body: Readable, contentType: string): Promise<PutResult>;
+  /** Writes `data` under `key`, replacing any earlier object there, atomically. */
+  put(key: string, data: Buffer, contentType: string): Promise<void>;
   delete(key: string): Promise<void>;
-  /** Keys under a prefix (for tests and operators). */
+  /** Every artifact key (for tests and operators). */
   list(): Promise<string[]>;
 }
 
@@ -52,16 +49,14 @@ export class DiskPublicStore implements PublicStore {
     return path.join(this.directory, key);
   }
 
-  async put(key: string, body: Readable, _contentType: string): Promise<PutResult> {
+  async put(key: string, data: Buffer, _contentType: string): Promise<void> {
     const target = this.file(key);
     await fs.mkdir(this.temp, { recursive: true });
     await fs.mkdir(path.dirname(target), { recursive: true });
     const temp = path.join(this.temp, `${randomBytes(8).toString('hex')}.part`);
     try {
-      const out = createWriteStream(temp, { flags: 'wx' });
-      await pipeline(body, out);
+      await fs.writeFile(temp, data, { flag: 'wx' });
       await fs.rename(temp, target);
-      return { bytes: out.bytesWritten };
     } catch (error) {
       await fs.rm(temp, { force: true });
       throw error;
@@ -94,5 +89,60 @@ export class DiskPublicStore implements PublicStore {
       if (isNotFound(error)) return undefined;
       throw error;
     }
+  }
+}
+
+export interface S3PublicStoreOptions {
+  client: S3ClientConfig;
+  bucket: string;
+  keyPrefix: string;
+  cacheControl: string;
+}
+
+/** Artifacts as objects in a bucket (served by a CDN or the bucket's own origin). A PUT is atomic in S3. */
+export class S3PublicStore implements PublicStore {
+  private readonly client: S3Client;
+
+  constructor(private readonly options: S3PublicStoreOptions) {
+    this.client = new S3Client(options.client);
+  }
+
+  private objectKey(key: string): string {
+    if (!isArtifactKey(key)) throw new Error(`not an artifact key: ${key}`);
+    return `${this.options.keyPrefix}${key}`;
+  }
+
+  async put(key: string, data: Buffer, contentType: string): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.options.bucket,
+        Key: this.objectKey(key),
+        Body: data,
+        ContentLength: data.length,
+        ContentType: contentType,
+        CacheControl: this.options.cacheControl,
+        ContentDisposition: 'inline',
+      }),
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
+  }
+
+  async list(): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: this.options.keyPrefix, ContinuationToken: token }),
+      );
+      for (const object of page.Contents ?? []) {
+        const key = object.Key?.slice(this.options.keyPrefix.length);
+        if (key && isArtifactKey(key)) keys.push(key);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys.sort();
   }
 }

@@ -15,6 +15,8 @@ export interface Artifact {
   width: number;
   height: number;
   bytes: number;
+  /** What the server received, for a client to check against what it sent. */
+  original: { bytes: number; sha256: string };
 }
 
 export interface StoredError {

@@ -1,12 +1,47 @@
-/** The tus staging store: where the bytes of allowed uploads are received before the finish. */
-import type { Readable } from 'node:stream';
+/**
+ * The tus staging store: where the bytes of allowed uploads are received before the finish.
+ * Local disk (@tus/file-store) or S3 (@tus/s3-store), chosen by TUS_STORE.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type Readable, Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { FileStore } from '@tus/file-store';
-import type { DataStore } from '@tus/utils';
+import { S3Store } from '@tus/s3-store';
+import type { DataStore, KvStore } from '@tus/utils';
+import type { MetadataValue } from '@tus/s3-store';
 
-/** A staging store is a tus DataStore that can also stream back what it holds. */
+/** The staged original as a local file the decoder can read at random, with its digest. */
+export interface StagedFile {
+  path: string;
+  bytes: number;
+  sha256: string;
+  release(): Promise<void>;
+}
+
 export interface StagingStore {
   store: DataStore;
-  read(id: string): Readable;
+  stagedFile(id: string): Promise<StagedFile>;
+}
+
+/** Streams `source` into `target` (if given) while hashing it; never holds it in memory. */
+async function digest(source: Readable, target?: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const sink = target ? createWriteStream(target, { flags: 'wx' }) : new Writable({ write: (_chunk, _encoding, done) => done() });
+  await pipeline(source, tap, sink);
+  return { bytes, sha256: hash.digest('hex') };
 }
 
 export interface FileStagingOptions {
@@ -16,5 +51,60 @@ export interface FileStagingOptions {
 
 export function createFileStaging({ directory, expirationMs }: FileStagingOptions): StagingStore {
   const store = new FileStore({ directory, expirationPeriodInMilliseconds: expirationMs });
-  return { store, read: (id) => store.read(id) };
+  return {
+    store,
+    async stagedFile(id) {
+      const file = path.join(directory, id);
+      const { bytes, sha256 } = await digest(createReadStream(file));
+      return { path: file, bytes, sha256, release: async () => {} };
+    },
+  };
+}
+
+export interface S3StagingOptions {
+  client: S3ClientConfig;
+  bucket: string;
+  partSize: number;
+  expirationMs: number;
+  /** Bounds the part size S3Store derives for a deferred length (it assumes 5 TiB otherwise). */
+  maxUploadBytes: number;
+  /** Shared metadata cache (Redis) for several instances; in memory otherwise. */
+  cache?: KvStore<MetadataValue>;
+  /** Where downloaded originals wait for the decoder. */
+  tempDir?: string;
+}
+
+/** S3Store whose deferred-length uploads are sized by our maximum, not by S3's 5 TiB. */
+class BoundedS3Store extends S3Store {
+  constructor(options: ConstructorParameters<typeof S3Store>[0], maxUploadBytes: number) {
+    super(options);
+    Object.defineProperty(this, 'maxUploadSize', { value: maxUploadBytes });
+  }
+}
+
+export function createS3Staging(options: S3StagingOptions): StagingStore {
+  const store = new BoundedS3Store(
+    {
+      partSize: options.partSize,
+      expirationPeriodInMilliseconds: options.expirationMs,
+      cache: options.cache,
+      s3ClientConfig: { ...options.client, bucket: options.bucket },
+    },
+    options.maxUploadBytes,
+  );
+  const tempDir = options.tempDir ?? os.tmpdir();
+  return {
+    store,
+    async stagedFile(id) {
+      await fs.mkdir(tempDir, { recursive: true });
+      const file = path.join(tempDir, `tusgate-${id}-${randomBytes(4).toString('hex')}`);
+      try {
+        const { bytes, sha256 } = await digest(await store.read(id), file);
+        return { path: file, bytes, sha256, release: () => fs.rm(file, { force: true }) };
+      } catch (error) {
+        await fs.rm(file, { force: true });
+        throw error;
+      }
+    },
+  };
 }

@@ -1,0 +1,15 @@
+/** `npm run sweep`: one sweep of expired uploads, for operators and cron. Same configuration as the server. */
+import { loadConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+import { createCore } from './runtime.ts';
+import { sweepOnce } from './sweeper.ts';
+
+const config = loadConfig();
+const log = createLogger(config.LOG_LEVEL);
+const core = createCore(config, log);
+try {
+  const result = await sweepOnce(core, config, log);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} finally {
+  await core.stores.close();
+}

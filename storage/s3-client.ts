@@ -1,0 +1,24 @@
+/** S3 client settings shared by the staging and public stores. */
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+
+export interface S3Settings {
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+  /**
+   * WHEN_REQUIRED: no aws-chunked bodies with trailing checksums, which Ceph RGW and other
+   * S3-compatible servers reject (HTTP 411). WHEN_SUPPORTED: the SDK's default (AWS).
+   */
+  checksumMode: 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
+}
+
+/** Credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, profiles, roles). */
+export function s3ClientConfig(settings: S3Settings): S3ClientConfig {
+  return {
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    requestChecksumCalculation: settings.checksumMode,
+    responseChecksumValidation: settings.checksumMode,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+  };
+}
