@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { FileStore } from '@tus/file-store';
 import { S3Store } from '@tus/s3-store';
-import type { DataStore, KvStore } from '@tus/utils';
+import { type DataStore, ERRORS, type KvStore } from '@tus/utils';
 import type { MetadataValue } from '@tus/s3-store';
 
 /** The staged original as a local file the decoder can read at random, with its digest. */
@@ -74,16 +74,36 @@ export interface S3StagingOptions {
   tempDir?: string;
 }
 
-/** S3Store whose deferred-length uploads are sized by our maximum, not by S3's 5 TiB. */
-class BoundedS3Store extends S3Store {
+/**
+ * S3Store with two corrections:
+ * - a deferred-length upload is sized by our maximum, not by S3's 5 TiB (whose part size
+ *   makes every PATCH re-upload the incomplete part);
+ * - `remove` deletes everything of an upload: S3Store 2.0.7 stops at the abort of an
+ *   already completed multipart upload (NoSuchUpload) before deleting the object and its
+ *   `.info`, and never deletes the incomplete `.part` object.
+ */
+class StagingS3Store extends S3Store {
   constructor(options: ConstructorParameters<typeof S3Store>[0], maxUploadBytes: number) {
     super(options);
     Object.defineProperty(this, 'maxUploadSize', { value: maxUploadBytes });
   }
+
+  override async remove(id: string): Promise<void> {
+    try {
+      await super.remove(id);
+    } catch (error) {
+      if (error !== ERRORS.FILE_NOT_FOUND) throw error;
+    }
+    await this.client.deleteObjects({
+      Bucket: this.bucket,
+      Delete: { Objects: [{ Key: id }, { Key: this.infoKey(id) }, { Key: this.partKey(id, true) }], Quiet: true },
+    });
+    await this.clearCache(id);
+  }
 }
 
 export function createS3Staging(options: S3StagingOptions): StagingStore {
-  const store = new BoundedS3Store(
+  const store = new StagingS3Store(
     {
       partSize: options.partSize,
       expirationPeriodInMilliseconds: options.expirationMs,

@@ -1,0 +1,114 @@
+/**
+ * Vitest global setup: the real services the suite needs, started once per run on loopback
+ * by the project's own scripts (which install Debian's packages when missing), and stopped
+ * at the end, also on failure. A service that cannot start fails the run.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import type { TestProject } from 'vitest/node';
+import { ROOT, freePort, tempDir } from './server.ts';
+
+const run = promisify(execFile);
+
+export interface Services {
+  s3: {
+    endpoint: string;
+    region: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+  };
+  redisUrl: string;
+  /** Scratch root for per-test nginx instances. */
+  scratch: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    services: Services;
+  }
+}
+
+function readEnv(file: string): Record<string, string> {
+  return Object.fromEntries(
+    fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('='))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
+}
+
+async function service(name: string, action: 'start' | 'stop', dir: string, env: Record<string, string> = {}): Promise<void> {
+  const script = path.join(ROOT, 'deploy', 'services', `${name}.sh`);
+  try {
+    await run('bash', [script, action, dir], { env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
+  } catch (error) {
+    const { stderr } = error as { stderr?: string };
+    throw new Error(`${name} ${action} failed:\n${stderr ?? String(error)}`);
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const root = tempDir('tusgate-services-');
+  const cephDir = path.join(root, 'ceph');
+  const redisDir = path.join(root, 'redis');
+  const stop = async () => {
+    await Promise.allSettled([service('ceph-rgw', 'stop', cephDir), service('redis', 'stop', redisDir)]);
+    fs.rmSync(root, { recursive: true, force: true });
+  };
+  try {
+    const [rgwPort, redisPort] = [await freePort(), await freePort()];
+    // installs (apt) must not run twice at once: start one after the other
+    await service('redis', 'start', redisDir, { REDIS_PORT: String(redisPort) });
+    await service('ceph-rgw', 'start', cephDir, { RGW_PORT: String(rgwPort), CEPH_MEMSTORE_BYTES: String(6 * 1024 ** 3) });
+    const s3env = readEnv(path.join(cephDir, 'env'));
+    const redisEnv = readEnv(path.join(redisDir, 'env'));
+    const services: Services = {
+      s3: {
+        endpoint: s3env.S3_ENDPOINT ?? '',
+        region: s3env.S3_REGION ?? 'us-east-1',
+        accessKeyId: s3env.AWS_ACCESS_KEY_ID ?? '',
+        secretAccessKey: s3env.AWS_SECRET_ACCESS_KEY ?? '',
+      },
+      redisUrl: redisEnv.REDIS_URL ?? '',
+      scratch: root,
+    };
+    // prove the S3 server answers before any test relies on it
+    await s3Client(services).send(new CreateBucketCommand({ Bucket: 'tusgate-probe' }));
+    project.provide('services', services);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return stop;
+}
+
+export function s3Client(services: Services): S3Client {
+  return new S3Client({
+    endpoint: services.s3.endpoint,
+    region: services.s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: services.s3.accessKeyId, secretAccessKey: services.s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** The environment that points a tusgate server at the test S3 server (and Redis, when asked). */
+export function s3Env(services: Services, buckets: { staging?: string; public?: string }, redis = true): Record<string, string> {
+  return {
+    S3_ENDPOINT: services.s3.endpoint,
+    S3_REGION: services.s3.region,
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: services.s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: services.s3.secretAccessKey,
+    ...(buckets.staging ? { TUS_STORE: 's3', S3_BUCKET: buckets.staging, S3_PART_SIZE: String(5 * 1024 * 1024) } : {}),
+    ...(buckets.public
+      ? { PUBLIC_STORE: 's3', PUBLIC_S3_BUCKET: buckets.public, PUBLIC_S3_KEY_PREFIX: 'media/', PUBLIC_BASE_URL: `${services.s3.endpoint}/${buckets.public}/media` }
+      : {}),
+    ...(redis ? { REDIS_URL: services.redisUrl, REDIS_KEY_PREFIX: `t${Math.random().toString(36).slice(2, 8)}:` } : {}),
+  };
+}
