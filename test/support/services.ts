@@ -112,3 +112,16 @@ export function s3Env(services: Services, buckets: { staging?: string; public?: 
     ...(redis ? { REDIS_URL: services.redisUrl, REDIS_KEY_PREFIX: `t${Math.random().toString(36).slice(2, 8)}:` } : {}),
   };
 }
+
+export interface Nginx {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** nginx in front of the given tusgate ports (round robin), from deploy/nginx/tusgate.conf.template. */
+export async function startNginx(services: Services, upstreamPorts: number[]): Promise<Nginx> {
+  const dir = path.join(services.scratch, `nginx-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`);
+  const port = await freePort();
+  await service('nginx', 'start', dir, { NGINX_PORT: String(port), UPSTREAMS: upstreamPorts.map((p) => `127.0.0.1:${p}`).join(',') });
+  return { url: `http://127.0.0.1:${port}`, stop: () => service('nginx', 'stop', dir) };
+}
