@@ -70,8 +70,8 @@ describe.each(combos)('staging %s, public %s', (stagingKind, publicKind) => {
   });
 
   /** Objects and multipart uploads of one upload left in the staging store. */
-  async function stagedLeftovers(id: string): Promise<string[]> {
-    if (!buckets.staging) return filesUnder(path.join(dataDir, 'staging')).filter((file) => file.startsWith(id) && !file.endsWith('.json'));
+  async function stagedLeftovers(id: string, dir = dataDir): Promise<string[]> {
+    if (!buckets.staging) return filesUnder(path.join(dir, 'staging')).filter((file) => file.startsWith(id) && !file.endsWith('.json'));
     const objects = await s3.send(new ListObjectsV2Command({ Bucket: buckets.staging, Prefix: id }));
     const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: buckets.staging, Prefix: id }));
     return [...(objects.Contents ?? []).map((o) => o.Key ?? ''), ...(uploads.Uploads ?? []).map((u) => `multipart:${u.Key ?? ''}`)];
@@ -158,7 +158,7 @@ describe.each(combos)('staging %s, public %s', (stagingKind, publicKind) => {
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       expect((await head(url)).status).toBe(410);
       expect((await patch(url, 50_000, image.subarray(50_000, 60_000))).status).toBe(410);
-      expect(await stagedLeftovers(id)).not.toEqual([]); // still there until swept
+      expect(await stagedLeftovers(id, expiringDir)).not.toEqual([]); // still there until swept
       const { stdout } = await run(process.execPath, ['--import', 'tsx', 'server/sweep.ts'], {
         cwd: ROOT,
         env: { ...process.env, ...expiringEnv, DATA_DIR: expiringDir, LOG_LEVEL: 'silent' },
@@ -166,7 +166,7 @@ describe.each(combos)('staging %s, public %s', (stagingKind, publicKind) => {
       const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { ran: boolean; uploads: number };
       expect(result.ran).toBe(true);
       expect(result.uploads).toBeGreaterThanOrEqual(1);
-      expect(await stagedLeftovers(id)).toEqual([]);
+      expect(await stagedLeftovers(id, expiringDir)).toEqual([]);
     } finally {
       await short.stop();
       fs.rmSync(expiringDir, { recursive: true, force: true });
