@@ -47,6 +47,8 @@ export interface FinishDeps {
   claim?: (id: string) => Promise<{ release(): Promise<void> } | undefined>;
   /** How long a finish waits for another instance's result before giving up. */
   waitForOthersMs?: number;
+  /** Told of every outcome (metrics). */
+  observe?: (outcome: FinishOutcome, ms: number) => void;
 }
 
 export type FinishOutcome = { state: 'done'; artifact: Artifact } | { state: 'failed'; error: StoredError };
@@ -129,7 +131,9 @@ export class Finisher {
     }
     await records.put(record);
     await this.deps.discardStaged(id);
-    return outcomeOf(record) as FinishOutcome;
+    const outcome = outcomeOf(record) as FinishOutcome;
+    this.deps.observe?.(outcome, Date.now() - started);
+    return outcome;
   }
 
   private async publish(id: string, name: string): Promise<Artifact> {

@@ -61,6 +61,9 @@ export async function judge(prefix: Uint8Array, complete: boolean, policy: Polic
   const mime = TYPE_ALIASES[detected.mime] ?? detected.mime;
   const read = HEADER_READERS[mime];
   if (!policy.allowedTypes.includes(mime) || !read) {
+    // A short prefix can name a more general type (an AVIF's first 9-11 bytes read as video/mp4):
+    // refuse on the type only once file-type has seen all it reads, as for an unknown type.
+    if (!atLimit && head.length < SNIFF_BYTES) return needMore;
     return refuse(
       new Refusal(
         'E_TYPE_NOT_ALLOWED',
@@ -69,7 +72,8 @@ export async function judge(prefix: Uint8Array, complete: boolean, policy: Polic
       { mime },
     );
   }
-  const header = read(head, complete);
+  // The reader sees only the window: it holds the whole file only when the file fits in it.
+  const header = read(head, complete && prefix.length <= window);
   if (header.kind === 'invalid') {
     return refuse(new Refusal('E_HEADER_UNREADABLE', `The ${mime} header is broken: ${header.reason}.`), { mime });
   }

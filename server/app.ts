@@ -6,6 +6,7 @@ import type { DiskPublicStore } from '../storage/public-store.ts';
 import type { Config } from './config.ts';
 import { bindRequestLogger, type Logger } from './logger.ts';
 import { mediaHandler } from './media.ts';
+import type { Metrics } from './metrics.ts';
 import { tusProtocol, type ProtocolState } from './protocol.ts';
 import { refuse, setCors } from './responses.ts';
 import { statusHandler, type StatusDeps } from './status.ts';
@@ -17,6 +18,7 @@ export interface AppDeps extends StatusDeps {
   /** Set when the app itself serves the public store at /media. */
   media?: DiskPublicStore;
   state: ProtocolState & { ready: boolean };
+  metrics: Metrics;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
@@ -24,7 +26,7 @@ const REQUEST_ID = /^[\w.:-]{1,64}$/;
 /** Bytes a socket had read when its previous response ended (keep-alive connections carry several requests). */
 const socketMark = new WeakMap<object, number>();
 
-function requestLogging(log: Logger): Koa.Middleware {
+function requestLogging(log: Logger, metrics: Metrics): Koa.Middleware {
   return async (ctx, next) => {
     const given = ctx.get('x-request-id');
     const reqId = REQUEST_ID.test(given) ? given : randomUUID();
@@ -40,6 +42,8 @@ function requestLogging(log: Logger): Koa.Middleware {
       const status = ctx.res.statusCode;
       socketMark.set(socket, socket.bytesRead);
       const refusal = ctx.state.refusal as { code: string } | undefined;
+      metrics.requests.inc({ method, status: String(status) });
+      if (refusal) metrics.refusals.inc({ code: refusal.code, stage: 'protocol' });
       reqLog[status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info'](
         {
           method,
@@ -82,7 +86,7 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
   const status = statusHandler(deps);
   const media = deps.media ? mediaHandler(deps.media, config) : undefined;
 
-  app.use(requestLogging(log));
+  app.use(requestLogging(log, deps.metrics));
   app.use(lastResort(log));
   app.use(async (ctx, next) => {
     const path = ctx.path;
@@ -91,6 +95,11 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
     }
     if (path === '/healthz') {
       ctx.body = { status: 'ok' };
+      return;
+    }
+    if (path === '/metrics' && ctx.method === 'GET') {
+      ctx.type = deps.metrics.registry.contentType;
+      ctx.body = await deps.metrics.registry.metrics();
       return;
     }
     if (path === '/readyz') {

@@ -14,6 +14,7 @@ import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { installLingeringClose } from './lingering-close.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { createStores, type Stores } from './stores.ts';
 import { createTusServer } from './tus.ts';
 
@@ -37,6 +38,7 @@ function endedError(record: UploadRecord): Refusal {
 }
 
 export interface Core {
+  metrics: Metrics;
   stores: Stores;
   store: GatedStore;
   finisher: Finisher;
@@ -48,6 +50,8 @@ export function createCore(config: Config, log: Logger): Core {
   configureSharp(config.SHARP_THREADS);
   const policy = policyOf(config);
   const stores = createStores(config);
+  const slots = new Slots(config.TRANSCODE_CONCURRENCY);
+  const metrics = createMetrics(() => slots.queued);
   const store = new GatedStore({
     staging: stores.staging.store,
     gateState: stores.gateState,
@@ -58,7 +62,10 @@ export function createCore(config: Config, log: Logger): Core {
     },
     endedError,
     onVerdict: ({ id, decision, bytesSeen }) => {
+      metrics.gateVerdicts.inc({ verdict: decision.kind });
+      metrics.gateBytesSeen.observe(bytesSeen);
       if (decision.kind === 'refuse') {
+        metrics.refusals.inc({ code: decision.refusal.code, stage: 'gate' });
         log.warn({ uploadId: id, code: decision.refusal.code, reason: decision.refusal.message, bytesSeen }, 'upload refused by the gate');
       } else {
         log.info({ uploadId: id, bytesSeen }, 'upload allowed by the gate');
@@ -80,13 +87,18 @@ export function createCore(config: Config, log: Logger): Core {
       animation: config.ANIMATION,
       timeoutSeconds: Math.ceil(config.TRANSCODE_TIMEOUT_MS / 1000),
     },
-    slots: new Slots(config.TRANSCODE_CONCURRENCY),
+    slots,
     log,
     claim: stores.claim ? (id) => stores.claim?.(`finish:${id}`, claimTtl) ?? Promise.resolve(undefined) : undefined,
     waitForOthersMs: config.TRANSCODE_TIMEOUT_MS * 2,
+    observe: (outcome, ms) => {
+      metrics.transcodeSeconds.observe({ outcome: outcome.state }, ms / 1000);
+      if (outcome.state === 'done') metrics.artifacts.inc({ format: outcome.artifact.format });
+      else metrics.refusals.inc({ code: outcome.error.code, stage: 'finish' });
+    },
   });
-  const tus = createTusServer({ config, policy, store, finisher, log, locker: stores.locker });
-  return { stores, store, finisher, tus };
+  const tus = createTusServer({ config, policy, store, finisher, log, metrics, locker: stores.locker });
+  return { metrics, stores, store, finisher, tus };
 }
 
 export interface Runtime {
@@ -103,7 +115,10 @@ export function createRuntime(config: Config, log: Logger): Runtime {
   const core = createCore(config, log);
   const { stores, store, finisher, tus } = core;
   const state = { ready: false, shuttingDown: false };
-  const app = createApp({ config, tus, records: stores.records, store, finisher, log, media: stores.diskPublic, state }, log);
+  const app = createApp(
+    { config, tus, records: stores.records, store, finisher, log, media: stores.diskPublic, state, metrics: core.metrics },
+    log,
+  );
   const http = createServer(app.callback());
   // Long PATCH bodies must not be cut by Node's request timeout; idle sockets are cut instead.
   http.requestTimeout = 0;

@@ -10,6 +10,7 @@ import type { GatedStore } from '../storage/gated-store.ts';
 import { newId } from '../storage/keys.ts';
 import type { Config } from './config.ts';
 import { requestLogger, type Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
 import { asJsonError, mapTusError, tusErrorTable } from './tus-errors.ts';
 
 export interface TusDeps {
@@ -18,6 +19,7 @@ export interface TusDeps {
   store: GatedStore;
   finisher: Finisher;
   log: Logger;
+  metrics: Metrics;
   locker?: Locker;
 }
 
@@ -31,7 +33,7 @@ function nodeRequestOf(req: NodeBacked): IncomingMessage | undefined {
   return node instanceof IncomingMessage ? node : undefined;
 }
 
-export function createTusServer({ config, policy, store, finisher, log, locker }: TusDeps): Server {
+export function createTusServer({ config, policy, store, finisher, log, metrics, locker }: TusDeps): Server {
   const errors = tusErrorTable(config);
   return new Server({
     path: config.tusPath,
@@ -47,6 +49,7 @@ export function createTusServer({ config, policy, store, finisher, log, locker }
     async onUploadCreate(req, upload: Upload) {
       const refusal = checkDeclaredLength(upload.size, policy) ?? triage(upload.metadata, policy);
       if (refusal) {
+        metrics.refusals.inc({ code: refusal.code, stage: 'creation' });
         requestLogger(nodeRequestOf(req), log).warn({ code: refusal.code, reason: refusal.message }, 'upload refused at creation');
         throw refusal;
       }

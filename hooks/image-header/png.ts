@@ -28,7 +28,10 @@ export function readPng(b: Uint8Array, complete: boolean): HeaderResult {
       return { kind: 'ok', width, height, frames: 1, framesKnown: true };
     }
     if (type === 'acTL') {
-      if (i + 16 > b.length) return outOfBytes(complete, 'the end of the acTL chunk');
+      // The size is already known: a prefix that ends inside acTL must not take it back.
+      if (i + 16 > b.length) {
+        return complete ? invalid('file ends before the end of the acTL chunk') : { kind: 'ok', width, height, frames: 1, framesKnown: false };
+      }
       const frames = u32be(b, i + 8);
       if (frames === 0) return invalid('acTL declares zero frames');
       return { kind: 'ok', width, height, frames, framesKnown: true };

@@ -214,3 +214,14 @@ describe('the rest of the app', () => {
     }
   });
 });
+
+describe('metrics', () => {
+  it('counts refusals by code and stage at /metrics', async () => {
+    const res = await request(`${server.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/tusgate_refusals_total\{code="E_TYPE_UNKNOWN",stage="gate"\} [1-9]/);
+    expect(res.body).toMatch(/tusgate_refusals_total\{code="E_TUS_VERSION",stage="protocol"\} [1-9]/);
+    expect(res.body).toMatch(/tusgate_artifacts_published_total\{format="webp"\} [1-9]/);
+    expect(res.body).toContain('tusgate_finish_waiting');
+  });
+});
