@@ -50,6 +50,10 @@ export function tusProtocol(config: Config, state: ProtocolState): Koa.Middlewar
     }
     if (ctx.method === 'OPTIONS') return next();
     setCors(ctx, config.ALLOWED_ORIGINS);
+    if (!TUS_METHODS.has(ctx.method)) {
+      ctx.set('Allow', [...TUS_METHODS].join(', '));
+      return refuse(ctx, 'E_NOT_FOUND', `${ctx.method} is not a tus method; the artifact of an upload is at the url its final response (or /uploads/:id) gives.`);
+    }
     ctx.set('Tus-Resumable', TUS_VERSION);
     if (ctx.get('tus-resumable') !== TUS_VERSION) {
       ctx.set('Tus-Version', TUS_VERSION);
@@ -63,7 +67,7 @@ export function tusProtocol(config: Config, state: ProtocolState): Koa.Middlewar
     }
     const id = uploadIdOf(ctx.path, config.tusPath);
     const collection = id === '';
-    if (id === undefined || (ctx.method === 'POST') !== collection || (!collection && !isId(id)) || !TUS_METHODS.has(ctx.method)) {
+    if (id === undefined || (ctx.method === 'POST') !== collection || (!collection && !isId(id))) {
       if (ctx.method === 'PATCH' || ctx.method === 'POST') ctx.set('Connection', 'close');
       return refuse(ctx, 'E_NOT_FOUND', 'There is no upload at this URL.');
     }

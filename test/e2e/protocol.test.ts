@@ -107,6 +107,12 @@ describe('ids and urls', () => {
     expect(code(res)).toBe('E_NOT_FOUND');
   });
 
+  it('an upload URL cannot be downloaded', async () => {
+    const url = await create(server.endpoint, 10);
+    const res = await request(url);
+    expect([res.status, code(res)]).toEqual([404, 'E_NOT_FOUND']);
+  });
+
   it('ids are server-made: 128 random bits in hex', async () => {
     const urls = await Promise.all([1, 2, 3].map(() => create(server.endpoint, 10)));
     for (const url of urls) expect(url).toMatch(/\/files\/[0-9a-f]{32}$/);
