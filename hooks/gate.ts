@@ -39,7 +39,8 @@ const fmt = (n: number): string => n.toLocaleString('en-US');
 /**
  * Judges an upload from its first bytes.
  * `complete` is true when `prefix` is the whole upload.
- * Answers `need-more` only while fewer than `policy.windowBytes` bytes have been seen.
+ * Answers `need-more` only while fewer than `policy.windowBytes` bytes have been seen, or, for a
+ * JPEG whose intact segment chain has not reached its frame header, `policy.metadataBytes`.
  */
 export async function judge(prefix: Uint8Array, complete: boolean, policy: Policy): Promise<Verdict> {
   const window = policy.windowBytes;
@@ -73,7 +74,24 @@ export async function judge(prefix: Uint8Array, complete: boolean, policy: Polic
     );
   }
   // The reader sees only the window: it holds the whole file only when the file fits in it.
-  const header = read(head, complete && prefix.length <= window);
+  let header = read(head, complete && prefix.length <= window);
+  const metadataLimit = policy.metadataBytes;
+  if (header.kind === 'need-more' && header.beforeFrame && atLimit && metadataLimit > window) {
+    // A JPEG's frame header can follow more metadata than the window holds (a 500 KiB ICC
+    // profile, Photoshop's APP13): follow the segment chain up to GATE_METADATA_BYTES.
+    const longer = prefix.length > metadataLimit ? prefix.subarray(0, metadataLimit) : prefix;
+    header = read(longer, complete && prefix.length <= metadataLimit);
+    if (header.kind === 'need-more') {
+      if (!complete && prefix.length < metadataLimit) return needMore;
+      return refuse(
+        new Refusal(
+          'E_HEADER_UNREADABLE',
+          `The ${mime} header does not say the image size within the first ${fmt(metadataLimit)} bytes (GATE_METADATA_BYTES).`,
+        ),
+        { mime },
+      );
+    }
+  }
   if (header.kind === 'invalid') {
     return refuse(new Refusal('E_HEADER_UNREADABLE', `The ${mime} header is broken: ${header.reason}.`), { mime });
   }
@@ -108,7 +126,7 @@ export async function judge(prefix: Uint8Array, complete: boolean, policy: Polic
       image,
     );
   }
-  const frameRefusal = checkFrames(frames, pixels, policy);
+  const frameRefusal = checkFrames(frames, pixels, policy, framesKnown);
   if (frameRefusal) return refuse(frameRefusal, image);
   // Animated formats: keep counting frames until the window is full or the upload complete.
   if (!framesKnown && !atLimit) return needMore;
@@ -116,18 +134,16 @@ export async function judge(prefix: Uint8Array, complete: boolean, policy: Polic
 }
 
 /** The frame limits, shared by the gate (frames seen in the window) and the finish (all frames). */
-export function checkFrames(frames: number, pixelsPerFrame: number, policy: Policy): Refusal | undefined {
+export function checkFrames(frames: number, pixelsPerFrame: number, policy: Policy, exact = true): Refusal | undefined {
+  const count = `${exact ? '' : 'at least '}${fmt(frames)}`;
   if (frames > policy.maxFrames) {
-    return new Refusal(
-      'E_TOO_MANY_FRAMES',
-      `The animation has ${frames > policy.maxFrames + 1 ? 'at least ' : ''}${fmt(frames)} frames; the limit is ${fmt(policy.maxFrames)} frames (MAX_FRAMES).`,
-    );
+    return new Refusal('E_TOO_MANY_FRAMES', `The animation has ${count} frames; the limit is ${fmt(policy.maxFrames)} frames (MAX_FRAMES).`);
   }
   const total = frames * pixelsPerFrame;
   if (total > policy.maxTotalPixels) {
     return new Refusal(
       'E_TOO_MANY_TOTAL_PIXELS',
-      `The animation has ${fmt(frames)} frames of ${fmt(pixelsPerFrame)} pixels = ${fmt(total)} pixels in all; the limit is ${fmt(policy.maxTotalPixels)} pixels (MAX_TOTAL_PIXELS).`,
+      `The animation has ${count} frames of ${fmt(pixelsPerFrame)} pixels = ${exact ? '' : 'at least '}${fmt(total)} pixels in all; the limit is ${fmt(policy.maxTotalPixels)} pixels (MAX_TOTAL_PIXELS).`,
     );
   }
   return undefined;

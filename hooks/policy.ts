@@ -15,6 +15,11 @@ export interface Policy {
   maxFrames: number;
   maxTotalPixels: number;
   windowBytes: number;
+  /**
+   * How far the gate follows a JPEG's segment chain (ICC profile, XMP, APP13...) to its frame
+   * header when that lies beyond `windowBytes` (GATE_METADATA_BYTES).
+   */
+  metadataBytes: number;
 }
 
 const EXTENSIONS_OF: Readonly<Record<string, readonly string[]>> = {

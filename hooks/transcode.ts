@@ -37,8 +37,9 @@ export function configureSharp(threadsPerImage: number): void {
   sharp.cache(false);
 }
 
-function decodeFailure(error: unknown): Refusal {
-  const message = error instanceof Error ? error.message : String(error);
+function decodeFailure(error: unknown, file: string): Refusal {
+  // libvips names the input file: never show a client the server's paths.
+  const message = (error instanceof Error ? error.message : String(error)).replaceAll(file, 'the upload');
   if (/timeout/i.test(message)) {
     return new Refusal('E_TRANSCODE_TIMEOUT', `Processing the image took longer than the limit (TRANSCODE_TIMEOUT_MS): ${message}`);
   }
@@ -49,13 +50,16 @@ function decodeFailure(error: unknown): Refusal {
 export async function transcode(file: string, policy: Policy, options: TranscodeOptions): Promise<Transcoded> {
   let metadata: Metadata;
   try {
-    metadata = await sharp(file, { limitInputPixels: false, animated: true }).metadata();
+    // One page only: `animated: true` would make libheif load every top-level item of an AVIF
+    // (they are not frames) and fail on a file whose primary item alone decodes (pitm).
+    metadata = await sharp(file, { limitInputPixels: false }).metadata();
   } catch (error) {
-    throw decodeFailure(error);
+    throw decodeFailure(error, file);
   }
-  const frames = metadata.pages ?? 1;
+  const animatable = metadata.format === 'gif' || metadata.format === 'webp' || metadata.format === 'png';
+  const frames = animatable ? (metadata.pages ?? 1) : 1;
   const width = metadata.width;
-  const frameHeight = metadata.pageHeight ?? metadata.height;
+  const frameHeight = metadata.height; // one page: metadata() without `animated` describes the first
   const pixels = width * frameHeight;
   if (pixels > policy.maxPixels || width > policy.maxDimension || frameHeight > policy.maxDimension) {
     throw new Refusal(
@@ -89,6 +93,6 @@ export async function transcode(file: string, policy: Policy, options: Transcode
       frames: animate ? frames : 1,
     };
   } catch (error) {
-    throw decodeFailure(error);
+    throw decodeFailure(error, file);
   }
 }

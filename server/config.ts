@@ -7,6 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { Policy } from '../hooks/policy.ts';
 
 const MiB = 1024 * 1024;
 
@@ -42,6 +43,7 @@ const schema = z
     MAX_FRAMES: int(1).default(100),
     MAX_TOTAL_PIXELS: int(1).default(200_000_000),
     GATE_WINDOW_BYTES: int(4100, 16 * MiB).default(256 * 1024),
+    GATE_METADATA_BYTES: int(4100, 64 * MiB).default(2 * MiB),
 
     OUTPUT_FORMAT: z.enum(['webp', 'avif']).default('webp'),
     OUTPUT_QUALITY: int(1, 100).default(80),
@@ -144,4 +146,18 @@ function redact(key: string, value: unknown): unknown {
     return url.toString();
   }
   return value;
+}
+
+/** The gate's and the finish's policy, as the configuration sets it. */
+export function policyOf(config: Config): Policy {
+  return {
+    allowedTypes: config.ALLOWED_TYPES,
+    maxUploadBytes: config.MAX_UPLOAD_BYTES,
+    maxPixels: config.MAX_PIXELS,
+    maxDimension: config.MAX_DIMENSION,
+    maxFrames: config.MAX_FRAMES,
+    maxTotalPixels: config.MAX_TOTAL_PIXELS,
+    windowBytes: config.GATE_WINDOW_BYTES,
+    metadataBytes: config.GATE_METADATA_BYTES,
+  };
 }

@@ -5,30 +5,18 @@ import type { Server as TusServer } from '@tus/server';
 import { Refusal } from '../hooks/errors.ts';
 import { Finisher } from '../hooks/finish.ts';
 import { judge } from '../hooks/gate.ts';
-import type { Policy } from '../hooks/policy.ts';
 import { Slots } from '../hooks/slots.ts';
 import { configureSharp } from '../hooks/transcode.ts';
 import { GatedStore, type GateDecision } from '../storage/gated-store.ts';
 import type { UploadRecord } from '../storage/records.ts';
 import { createApp } from './app.ts';
-import type { Config } from './config.ts';
+import { policyOf, type Config } from './config.ts';
 import { installLingeringClose } from './lingering-close.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createStores, type Stores } from './stores.ts';
 import { createTusServer } from './tus.ts';
 
-export function policyOf(config: Config): Policy {
-  return {
-    allowedTypes: config.ALLOWED_TYPES,
-    maxUploadBytes: config.MAX_UPLOAD_BYTES,
-    maxPixels: config.MAX_PIXELS,
-    maxDimension: config.MAX_DIMENSION,
-    maxFrames: config.MAX_FRAMES,
-    maxTotalPixels: config.MAX_TOTAL_PIXELS,
-    windowBytes: config.GATE_WINDOW_BYTES,
-  };
-}
 
 function endedError(record: UploadRecord): Refusal {
   if (record.state === 'refused') {

@@ -20,17 +20,22 @@ function isStandalone(marker: number): boolean {
   return marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7);
 }
 
+/** Out of bytes while walking the segments in front of the frame header (may be more than the window). */
+function beforeFrame(complete: boolean, what: string): HeaderResult {
+  return complete ? outOfBytes(true, what) : { kind: 'need-more', beforeFrame: true };
+}
+
 export function readJpeg(b: Uint8Array, complete: boolean): HeaderResult {
   if (b.length < 2) return outOfBytes(complete, 'the SOI marker');
   if (b[0] !== 0xff || b[1] !== SOI) return invalid('missing JPEG SOI marker');
   let i = 2;
   for (;;) {
-    if (i + 2 > b.length) return outOfBytes(complete, 'a frame header (SOF)');
+    if (i + 2 > b.length) return beforeFrame(complete, 'a frame header (SOF)');
     if (b[i] !== 0xff) return invalid(`expected a marker at byte ${i}`);
     let marker = b[i + 1] ?? 0;
     while (marker === 0xff) {
       i += 1; // fill bytes
-      if (i + 2 > b.length) return outOfBytes(complete, 'a frame header (SOF)');
+      if (i + 2 > b.length) return beforeFrame(complete, 'a frame header (SOF)');
       marker = b[i + 1] ?? 0;
     }
     if (isStandalone(marker)) {
@@ -40,11 +45,11 @@ export function readJpeg(b: Uint8Array, complete: boolean): HeaderResult {
     if (marker === SOS || marker === EOI || marker === SOI) {
       return invalid('no frame header (SOF) before the image data');
     }
-    if (i + 4 > b.length) return outOfBytes(complete, 'a frame header (SOF)');
+    if (i + 4 > b.length) return beforeFrame(complete, 'a frame header (SOF)');
     const length = u16be(b, i + 2);
     if (length < 2) return invalid(`segment at byte ${i} declares length ${length}`);
     if (isSof(marker)) {
-      if (i + 9 > b.length) return outOfBytes(complete, 'the end of the frame header');
+      if (i + 9 > b.length) return beforeFrame(complete, 'the end of the frame header');
       const height = u16be(b, i + 5);
       const width = u16be(b, i + 7);
       if (height === 0) return invalid('frame header defers its height (DNL), which is not supported');

@@ -10,7 +10,8 @@ export type HeaderResult =
       /** True when `frames` is the final count, false when more frames may follow. */
       framesKnown: boolean;
     }
-  | { kind: 'need-more' }
+  /** `beforeFrame`: a JPEG whose well-formed segment chain has not reached its frame header yet. */
+  | { kind: 'need-more'; beforeFrame?: boolean }
   | { kind: 'invalid'; reason: string };
 
 /** Reads one format's header from the first bytes of a file. `complete` means `bytes` is the whole file. */

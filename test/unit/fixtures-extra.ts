@@ -4,6 +4,7 @@
  * nothing is read from disk.
  */
 import { crc32, deflateSync } from 'node:zlib';
+import sharp from 'sharp';
 
 // --- PNG ---
 
@@ -276,4 +277,23 @@ export function isoBoxes(file: Buffer): { type: string; offset: number; size: nu
     i += size;
   }
   return list;
+}
+
+// --- animations with recognisable frames ---
+
+/** An animated GIF or WebP whose frame i is a solid `colours[i]` (RGB), so a frame can be told by its colour. */
+export function solidAnimation(format: 'gif' | 'webp', colours: readonly (readonly [number, number, number])[], width = 32, height = 24): Promise<Buffer> {
+  const frame = (rgb: readonly [number, number, number]) => {
+    const data = Buffer.alloc(width * height * 4);
+    for (let i = 0; i < data.length; i += 4) {
+      data[i] = rgb[0];
+      data[i + 1] = rgb[1];
+      data[i + 2] = rgb[2];
+      data[i + 3] = 255;
+    }
+    return data;
+  };
+  const image = sharp(Buffer.concat(colours.map(frame)), { raw: { width, height: height * colours.length, channels: 4, pageHeight: height } });
+  const delay = colours.map(() => 100);
+  return format === 'gif' ? image.gif({ delay, loop: 0 }).toBuffer() : image.webp({ delay, loop: 0, quality: 90 }).toBuffer();
 }
