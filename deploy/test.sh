@@ -9,4 +9,13 @@ cd "$(dirname "$0")/.."
 echo "== typecheck"
 npx tsc --noEmit
 echo "== tests"
-npx vitest run "$@"
+report=$(mktemp)
+trap 'rm -f "$report"' EXIT
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# one plain closing line, whatever the reporter printed
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+' "$report" || echo "tests: no report (vitest exited $status)"
+exit "$status"
