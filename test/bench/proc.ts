@@ -1,0 +1,94 @@
+/** What Linux tells about a process: /proc/<pid>/io and /proc/<pid>/status. */
+import fs from 'node:fs';
+
+export interface IoCounters {
+  /** Bytes the process read through read(2)-like calls (files, sockets, pipes). */
+  rchar: number;
+  /** Bytes the process wrote through write(2)-like calls (files, sockets, pipes). */
+  wchar: number;
+}
+
+export function readIo(pid: number): IoCounters {
+  const text = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  return { rchar: field('rchar'), wchar: field('wchar') };
+}
+
+/** CPU time used by the process so far (user + system), ms, and its minor page faults. */
+export function readStat(pid: number): { cpuMs: number; minorFaults: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // the fields after the command name (which may hold spaces): minflt is field 10, utime 14, stime 15
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { cpuMs: (ticks * 1000) / CLOCK_TICKS, minorFaults: Number(fields[7]) };
+}
+
+export const cpuMs = (pid: number): number => readStat(pid).cpuMs;
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
+export interface Memory {
+  /** Resident set size now, bytes. */
+  rss: number;
+  /** Peak resident set size since start or the last resetPeak, bytes. */
+  hwm: number;
+}
+
+export function readMemory(pid: number): Memory {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+}
+
+/** Resets VmHWM to the current RSS (Linux >= 4.0, needs the right to write clear_refs). */
+export function resetPeak(pid: number): boolean {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Samples VmRSS every `everyMs` and keeps the maximum, overall and per phase. The phase
+ * switches to 'after-stored' once the process has written `storedBytes` bytes (wchar).
+ */
+export class RssSampler {
+  max = 0;
+  samples = 0;
+  readonly phaseMax = { receive: 0, 'after-stored': 0 };
+  phase: keyof RssSampler['phaseMax'] = 'receive';
+  private readonly timer: NodeJS.Timeout;
+  private readonly wchar0: number;
+
+  constructor(
+    private readonly pid: number,
+    everyMs = 10,
+    private readonly storedBytes = Number.POSITIVE_INFINITY,
+  ) {
+    this.wchar0 = readIo(pid).wchar;
+    this.sample();
+    this.timer = setInterval(() => this.sample(), everyMs);
+  }
+
+  sample(): number {
+    try {
+      const { rss } = readMemory(this.pid);
+      if (this.phase === 'receive' && readIo(this.pid).wchar - this.wchar0 >= this.storedBytes) this.phase = 'after-stored';
+      this.samples += 1;
+      if (rss > this.max) this.max = rss;
+      if (rss > this.phaseMax[this.phase]) this.phaseMax[this.phase] = rss;
+      return rss;
+    } catch {
+      return 0;
+    }
+  }
+
+  stop(): number {
+    this.sample();
+    clearInterval(this.timer);
+    return this.max;
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Benchmark 1: receive-path throughput, tusgate vs bare @tus/server + @tus/file-store,
+ * with the same tus-js-client driver (Buffer source, POST then one PATCH per upload).
+ *
+ * What is timed: from upload.start() until the server process has written every byte of
+ * the upload(s), read from /proc/<server pid>/io (wchar: bytes written by the process to
+ * files and sockets, polled every 1 ms from the client). This is the receive path - socket
+ * to staged file. An upload's finish in tusgate (sha256 of the staged file, transcode,
+ * publish) starts after its last byte is stored, so for one upload none of it is timed; with
+ * 16 concurrent uploads, finishes of the first ones may overlap the last bytes of the
+ * others, and that overlap is counted. The time to the final response (for tusgate: with
+ * the finish) is recorded beside it.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tusUpload } from './clients.ts';
+import { imageBuffer } from './payloads.ts';
+import { readIo, readStat } from './proc.ts';
+import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
+import { MB, median } from './stats.ts';
+
+export interface ReceiveRun {
+  case: string;
+  server: Target['name'];
+  round: number;
+  uploads: number;
+  bytes: number;
+  /** ms from start to every byte written by the server (null: never reached). */
+  msStored: number | null;
+  /** ms from start to the last final response. */
+  msDone: number;
+  mbpsStored: number | null;
+  mbpsDone: number;
+  /** Final statuses seen by the client (204 = bare tus, 200 = tusgate finished, 4xx = finish refused). */
+  statuses: string;
+  /** Everything the server process wrote during the run (files + sockets), bytes. */
+  serverWrote: number;
+  /** CPU time the server process used from start to the last response, ms. */
+  serverCpuMs: number;
+  /** CPU time the server process used from start until every byte was stored, ms. */
+  serverCpuStoredMs: number | null;
+  /** Minor page faults of the server process from start until every byte was stored. */
+  serverFaultsStored: number | null;
+}
+
+export interface ReceiveCase {
+  name: string;
+  label: string;
+  uploads: number;
+  size: number;
+  runs: ReceiveRun[];
+  baselineMedian: number;
+  tusgateMedian: number;
+  ratio: number;
+  baselineDoneMedian: number;
+  tusgateDoneMedian: number;
+}
+
+export interface ReceiveResult {
+  rounds: number;
+  cases: ReceiveCase[];
+  tusgateEnv: Record<string, string>;
+}
+
+function clearDir(dir: string): void {
+  for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+}
+
+async function oneRun(target: Target, payload: Buffer, uploads: number, caseName: string, round: number): Promise<ReceiveRun> {
+  const total = payload.length * uploads;
+  const before = readIo(target.pid).wchar;
+  const statBefore = readStat(target.pid);
+  let storedAt: number | null = null;
+  let statAtStored = statBefore;
+  const check = () => {
+    if (storedAt === null && readIo(target.pid).wchar - before >= total) {
+      storedAt = performance.now();
+      statAtStored = readStat(target.pid);
+    }
+  };
+  const poll = setInterval(check, 1);
+  const started = performance.now();
+  const results = await Promise.all(Array.from({ length: uploads }, () => tusUpload(target.endpoint, payload)));
+  const doneAt = Math.max(...results.map((r) => r.endedAt));
+  check();
+  clearInterval(poll);
+  const serverWrote = readIo(target.pid).wchar - before;
+  const serverCpuMs = readStat(target.pid).cpuMs - statBefore.cpuMs;
+  const counts = new Map<string, number>();
+  for (const r of results) {
+    const key = String(r.status ?? r.error ?? 'error');
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const msStored = storedAt === null ? null : (storedAt as number) - started;
+  const msDone = doneAt - started;
+  return {
+    case: caseName,
+    server: target.name,
+    round,
+    uploads,
+    bytes: total,
+    msStored,
+    msDone,
+    mbpsStored: msStored === null ? null : total / MB / (msStored / 1000),
+    mbpsDone: total / MB / (msDone / 1000),
+    statuses: [...counts].map(([status, n]) => `${n}x${status}`).join(' '),
+    serverWrote,
+    serverCpuMs,
+    serverCpuStoredMs: storedAt === null ? null : statAtStored.cpuMs - statBefore.cpuMs,
+    serverFaultsStored: storedAt === null ? null : statAtStored.minorFaults - statBefore.minorFaults,
+  };
+}
+
+export async function receiveBench(workDir: string, rounds: number, log: (line: string) => void): Promise<ReceiveResult> {
+  const tusgateEnv = { TRANSCODE_CONCURRENCY: '2', SHARP_THREADS: '1' };
+  const baseline = await startBaseline(path.join(workDir, 'baseline'));
+  const tusgate = await startTusgate(path.join(workDir, 'tusgate'), tusgateEnv);
+  const settle = () => {
+    clearDir(baseline.dataDir);
+    execFileSync('sync');
+  };
+  try {
+    const cases = [
+      { name: 'single', label: '1 x 256 MiB, one PATCH', uploads: 1, size: 256 * MiB },
+      { name: 'concurrent', label: '16 x 16 MiB concurrently', uploads: 16, size: 16 * MiB },
+    ];
+    // warm-up (not counted): JIT, sharp, file system
+    const warm = await imageBuffer(16 * MiB);
+    for (const target of [baseline, tusgate]) {
+      await oneRun(target, warm, 2, 'warm-up', 0);
+      settle();
+    }
+    const out: ReceiveCase[] = [];
+    for (const c of cases) {
+      const payload = await imageBuffer(c.size);
+      const runs: ReceiveRun[] = [];
+      for (let round = 1; round <= rounds; round++) {
+        for (const target of [baseline, tusgate]) {
+          const run = await oneRun(target, payload, c.uploads, c.name, round);
+          runs.push(run);
+          log(
+            `  ${c.name} round ${round} ${target.name.padEnd(8)} stored ${run.mbpsStored?.toFixed(1) ?? 'n/a'} MB/s (${run.msStored?.toFixed(0) ?? 'n/a'} ms), final response ${run.mbpsDone.toFixed(1)} MB/s (${run.msDone.toFixed(0)} ms) [${run.statuses}] server CPU ${run.serverCpuStoredMs ?? 'n/a'} ms to stored (${run.serverFaultsStored ?? 'n/a'} minor faults), ${run.serverCpuMs.toFixed(0)} ms in all`,
+          );
+          settle();
+        }
+      }
+      const of = (name: Target['name'], key: 'mbpsStored' | 'mbpsDone') =>
+        median(runs.filter((r) => r.server === name).map((r) => r[key] ?? Number.NaN));
+      const baselineMedian = of('baseline', 'mbpsStored');
+      const tusgateMedian = of('tusgate', 'mbpsStored');
+      out.push({
+        ...c,
+        runs,
+        baselineMedian,
+        tusgateMedian,
+        ratio: tusgateMedian / baselineMedian,
+        baselineDoneMedian: of('baseline', 'mbpsDone'),
+        tusgateDoneMedian: of('tusgate', 'mbpsDone'),
+      });
+    }
+    return { rounds, cases: out, tusgateEnv };
+  } finally {
+    await baseline.stop();
+    await tusgate.stop();
+  }
+}

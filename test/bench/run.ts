@@ -1,0 +1,128 @@
+/**
+ * `npm run bench`: the four benchmarks in one run, printed with PASS/MISS against their
+ * targets, then written to docs/benchmarks.md. Not a test: nothing fails on a timing.
+ * Traffic stays on 127.0.0.1 (but for apt-get, when vipsthumbnail must be installed).
+ *
+ *   npm run bench                 all four, then docs/benchmarks.md
+ *   npm run bench -- --only 2,3   some of them, printed only
+ *
+ * Environment: BENCH_ROUNDS (benchmark 1, runs per server per case, default 5),
+ * BENCH_FINISH_IMAGES (default 16), BENCH_FINISH_ROUNDS (default 3).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { ensureVipsthumbnail, finishBench } from './finish.ts';
+import { memoryBench } from './memory.ts';
+import { receiveBench } from './receive.ts';
+import { refusalBench } from './refusal.ts';
+import { describeMachine, summaryText, writeDoc, type Results } from './report.ts';
+import { stopAll } from './servers.ts';
+import { fmt, MB } from './stats.ts';
+
+/** The whole run is bounded: past this, it stops its servers, cleans up and exits 1. */
+const TIME_LIMIT_MS = 12 * 60 * 1000;
+
+function parseOnly(argv: string[]): Set<number> {
+  const at = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (at < 0) return new Set([1, 2, 3, 4]);
+  const value = argv[at]!.includes('=') ? argv[at]!.split('=')[1]! : (argv[at + 1] ?? '');
+  return new Set(value.split(',').map(Number).filter((n) => n >= 1 && n <= 4));
+}
+
+const envInt = (name: string, fallback: number) => {
+  const value = Number(process.env[name]);
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+};
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tusgate-bench-'));
+let cleaned = false;
+async function cleanUp(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  await stopAll();
+  fs.rmSync(workDir, { recursive: true, force: true });
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`\n${signal}: stopping the servers and removing ${workDir}`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+const watchdog = setTimeout(() => {
+  log(`\nthe bench ran past ${TIME_LIMIT_MS / 60_000} minutes: stopping (a server may hang; see the last lines above)`);
+  void cleanUp().finally(() => process.exit(1));
+}, TIME_LIMIT_MS);
+watchdog.unref();
+
+async function main(): Promise<void> {
+  const only = parseOnly(process.argv.slice(2));
+  const started = performance.now();
+  const vips = only.has(4) ? ensureVipsthumbnail(log) : { ok: false, note: 'not run' };
+  const results: Results = { machine: describeMachine(sharp.versions.vips), seconds: 0 };
+  const m = results.machine;
+  log(`tusgate bench: ${m.cores} cores (${m.cpu}), ${m.memory}, ${m.os}, Node ${m.node}, ${m.date}`);
+  log(`work dir ${workDir}`);
+
+  if (only.has(1)) {
+    const rounds = envInt('BENCH_ROUNDS', 5);
+    log(`\n[1] receive-path throughput, tusgate vs bare @tus/server, ${rounds} interleaved runs each`);
+    results.receive = await receiveBench(workDir, rounds, log);
+    for (const c of results.receive.cases) {
+      log(`  => ${c.label}: baseline ${fmt(c.baselineMedian)} MB/s, tusgate ${fmt(c.tusgateMedian)} MB/s, ratio ${fmt(c.ratio, 3)}x ${c.ratio >= 0.95 ? 'PASS' : 'MISS'} (target >= 0.95x)`);
+    }
+  }
+  if (only.has(2)) {
+    log('\n[2] refusal cost: 1 GiB of random bytes as one PATCH');
+    const r = await refusalBench(workDir);
+    results.refusal = r;
+    const read = r.serverSocketBytesRead;
+    log(`  response ${r.patch.status} ${r.responseCode ?? ''} after ${fmt(r.patch.msToResponse, 1)} ms; connection closed after ${fmt(r.patch.msToClose, 0)} ms (${r.patch.end})`);
+    log(`  server read ${read ?? 'n/a'} bytes (log line), rchar ${r.serverRcharDelta}; client wrote ${r.patch.clientBytes} body bytes; persisted ${r.persistedUploadBytes} upload bytes; files left: ${r.files.map((f) => f.path).join(', ') || 'none'}; later HEAD ${r.headStatus}`);
+    log(`  => read ${read !== null && read <= 2 ** 20 ? 'PASS' : 'MISS'} (target <= 1 MiB), persisted ${r.persistedUploadBytes === 0 ? 'PASS' : 'MISS'} (target 0)`);
+  }
+  if (only.has(3)) {
+    log('\n[3] server RSS, 1 MiB vs 1 GiB upload, fresh server each (tusgate, then the bare @tus/server as a control)');
+    const r = await memoryBench(workDir);
+    results.memory = r;
+    for (const run of r.runs) {
+      log(
+        `  ${run.server.padEnd(8)} ${run.label.padEnd(7)} RSS before ${fmt(run.rssBefore / MB)} MB, peak ${fmt(Math.max(run.hwm, run.sampledPeak) / MB)} MB (receive ${fmt(run.receivePeak / MB)}, after ${fmt(run.afterStoredPeak / MB)}), 1 s after ${fmt(run.rssAfter / MB)} MB => delta ${fmt(run.peakDelta / MB)} MB [${run.outcome}]`,
+      );
+    }
+    log(`  => tusgate deltas differ by ${fmt(r.difference / MB)} MB ${r.difference <= 20 * MB ? 'PASS' : 'MISS'} (target <= 20 MB); bare @tus/server: ${fmt(r.baselineDifference / MB)} MB`);
+  }
+  if (only.has(4)) {
+    const images = envInt('BENCH_FINISH_IMAGES', 16);
+    const rounds = envInt('BENCH_FINISH_ROUNDS', 3);
+    log(`\n[4] finish: ${images} x 12 MP JPEG -> WebP 2048 q80, concurrency 2, tusgate end to end vs vipsthumbnail (${vips.note})`);
+    results.finish = await finishBench(workDir, { images, rounds, concurrency: 2, vips }, log);
+    const f = results.finish;
+    log(`  => tusgate ${fmt(f.tusgateMedian, 2)} images/s, vipsthumbnail ${f.available ? fmt(f.vipsMedian, 2) : 'n/a'} images/s, ratio ${f.available ? `${fmt(f.ratio, 3)}x` : 'n/a'} (no target)`);
+  }
+
+  results.seconds = (performance.now() - started) / 1000;
+  log(`\nSummary (${fmt(results.seconds, 0)} s)\n`);
+  log(summaryText(results));
+  if (only.size === 4) {
+    const file = writeDoc(results);
+    log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  } else {
+    log('\n(some benchmarks only: docs/benchmarks.md left as it was)');
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  log(`\nbench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(watchdog);
+  await cleanUp();
+}
