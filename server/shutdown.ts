@@ -7,6 +7,9 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { Runtime } from './runtime.ts';
 
+/** How long after the shutdown timeout the process exits whatever is still pending. */
+const HARD_EXIT_MARGIN_MS = 5_000;
+
 export function installShutdown(runtime: Runtime, config: Config, log: Logger, stopSweeper: () => void): void {
   let started = false;
   const shutdown = (signal: string) => {
@@ -20,6 +23,9 @@ export function installShutdown(runtime: Runtime, config: Config, log: Logger, s
       runtime.http.closeAllConnections();
     }, config.SHUTDOWN_TIMEOUT_MS);
     deadline.unref();
+    // Last resort: nothing (a log destination that no longer drains, a store that hangs on
+    // close) may keep the process from exiting.
+    setTimeout(() => process.exit(0), config.SHUTDOWN_TIMEOUT_MS + HARD_EXIT_MARGIN_MS).unref();
     runtime.http.close(() => {
       clearTimeout(deadline);
       log.info('all connections closed');
