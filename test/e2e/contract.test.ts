@@ -6,14 +6,13 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import * as fixtures from '../support/fixtures.ts';
-import { create, head, patch, request, TUS } from '../support/http.ts';
+import { create, cutPatch, head, patch, request, TUS } from '../support/http.ts';
 import { ROOT, filesUnder, startServer, tempDir, type RunningServer } from '../support/server.ts';
 import { s3Client, s3Env } from '../support/services.ts';
 import { upload } from '../support/tus.ts';
@@ -29,22 +28,6 @@ const combos: Array<[Kind, Kind]> = [
   ['s3', 'file'],
   ['s3', 's3'],
 ];
-
-/** Cuts a PATCH after `bytes` of its body. */
-function cutPatch(url: string, offset: number, bytes: Buffer, declared: number): Promise<void> {
-  return new Promise((resolve) => {
-    const req = http.request(url, {
-      method: 'PATCH',
-      agent: false,
-      headers: { ...TUS, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(declared) },
-    });
-    req.on('error', () => resolve());
-    req.write(bytes, () => setTimeout(() => {
-      req.destroy();
-      resolve();
-    }, 500));
-  });
-}
 
 describe.each(combos)('staging %s, public %s', (stagingKind, publicKind) => {
   const tag = `${stagingKind}-${publicKind}-${Date.now().toString(36)}`;
@@ -113,7 +96,7 @@ describe.each(combos)('staging %s, public %s', (stagingKind, publicKind) => {
   it('resumes after a cut PATCH, and what was received is exactly what was sent', async () => {
     const image = await fixtures.noisyJpeg(2000, 1500); // several MiB: more than one S3 part
     const url = await create(server.endpoint, image.length);
-    await cutPatch(url, 0, image.subarray(0, Math.floor(image.length * 0.7)), image.length);
+    await cutPatch(url, 0, image.subarray(0, Math.floor(image.length * 0.7)), image.length, 500);
     const offset = Number((await head(url)).headers['upload-offset']);
     expect(offset).toBeGreaterThan(0);
     const outcome = await upload(server.endpoint, image, { uploadUrl: url });

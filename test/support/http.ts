@@ -49,3 +49,24 @@ export function patch(url: string, offset: number, body: Buffer, headers: Record
 export function head(url: string): Promise<RawResponse> {
   return request(url, { method: 'HEAD', headers: { ...TUS } });
 }
+
+/**
+ * A PATCH that declares `declaredLength` bytes but sends only `bytes`, then loses its
+ * connection after `waitMs`: what a phone going through a tunnel does.
+ */
+export function cutPatch(url: string, offset: number, bytes: Buffer, declaredLength: number, waitMs = 300): Promise<void> {
+  return new Promise((resolve) => {
+    const req = http.request(url, {
+      method: 'PATCH',
+      agent: false,
+      headers: { ...TUS, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(declaredLength) },
+    });
+    req.on('error', () => resolve());
+    req.write(bytes, () =>
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, waitMs),
+    );
+  });
+}

@@ -25,6 +25,7 @@ import sharp, { type Metadata } from 'sharp';
 import type * as tus from 'tus-js-client';
 import { ROOT, startServer, type LogLine, type RunningServer } from '../support/server.ts';
 import { upload, type UploadOutcome } from '../support/tus.ts';
+import { TERMINAL_CODES } from '../../hooks/errors.ts';
 
 // ---------------------------------------------------------------------------------------
 // The manifest
@@ -63,19 +64,7 @@ const CHUNK_SIZE = 256 * 1024;
 const UPLOAD_TIMEOUT_MS = 180_000;
 
 /** The codes that are a verdict on the image itself (README "Error codes"): the gate's, the finish's, the size limit. */
-const IMAGE_VERDICTS = new Set([
-  'E_UPLOAD_TOO_LARGE',
-  'E_EMPTY_UPLOAD',
-  'E_TYPE_UNKNOWN',
-  'E_TYPE_NOT_ALLOWED',
-  'E_HEADER_UNREADABLE',
-  'E_DIMENSIONS_TOO_LARGE',
-  'E_TOO_MANY_PIXELS',
-  'E_TOO_MANY_FRAMES',
-  'E_TOO_MANY_TOTAL_PIXELS',
-  'E_IMAGE_CORRUPT',
-  'E_TRANSCODE_TIMEOUT',
-]);
+const IMAGE_VERDICTS: ReadonlySet<string> = new Set([...TERMINAL_CODES, 'E_UPLOAD_TOO_LARGE']);
 
 interface Options {
   corpus: string;
