@@ -80,12 +80,20 @@ export interface S3StagingOptions {
  *   makes every PATCH re-upload the incomplete part);
  * - `remove` deletes everything of an upload: S3Store 2.0.7 stops at the abort of an
  *   already completed multipart upload (NoSuchUpload) before deleting the object and its
- *   `.info`, and never deletes the incomplete `.part` object.
+ *   `.info`, and never deletes the incomplete `.part` object;
+ * - a deferred length, once declared, reaches a shared metadata cache: S3Store updates
+ *   `.info` and relies on its in-memory cache holding the same object, so with a Redis
+ *   cache the declared size was lost and the last PATCH never completed the upload.
  */
 class StagingS3Store extends S3Store {
   constructor(options: ConstructorParameters<typeof S3Store>[0], maxUploadBytes: number) {
     super(options);
     Object.defineProperty(this, 'maxUploadSize', { value: maxUploadBytes });
+  }
+
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    await super.declareUploadLength(id, length);
+    await this.clearCache(id);
   }
 
   override async remove(id: string): Promise<void> {

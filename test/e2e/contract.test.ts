@@ -104,6 +104,16 @@ describe.each(combos)('staging %s, public %s', (stagingKind, publicKind) => {
     expect(outcome.body).toMatchObject({ width: 2000, height: 1500, original: { bytes: image.length, sha256: sha(image) } });
   });
 
+  it('takes a deferred length, declared with the last chunk, bounded by the maximum', async () => {
+    const image = await fixtures.noisyJpeg(1400, 1000);
+    const outcome = await upload(server.endpoint, image, { uploadLengthDeferred: true, chunkSize: 256 * 1024 });
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.body).toMatchObject({ width: 1400, height: 1000, original: { sha256: sha(image) } });
+    const created = await request(server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Defer-Length': '1' } });
+    const tooLong = await patch(String(created.headers.location), 0, Buffer.alloc(0), { 'Upload-Length': String(50 * 1024 * 1024 + 1) });
+    expect(tooLong.status).toBe(413);
+  });
+
   it('terminates an unfinished upload and removes its staged data', async () => {
     const image = await fixtures.noisyJpeg(1200, 900);
     const url = await create(server.endpoint, image.length);
