@@ -225,6 +225,43 @@ describe('racing requests', () => {
   });
 });
 
+describe('timeouts', () => {
+  it('cuts an idle connection, keeps a slow one that keeps sending, and both stay resumable', async () => {
+    const server = await start(newDir(), { IDLE_TIMEOUT_MS: '1500' });
+    const image = await fixtures.noisyJpeg(800, 600);
+    const url = await create(server.endpoint, image.length);
+    const req = http.request(url, {
+      method: 'PATCH',
+      agent: false,
+      headers: { ...TUS, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(image.length) },
+    });
+    const closed = new Promise<number>((resolve) => {
+      const started = Date.now();
+      req.on('error', () => resolve(Date.now() - started));
+      req.on('response', (res) => {
+        res.resume();
+        res.on('close', () => resolve(Date.now() - started));
+      });
+    });
+    // slow but steady: 8 KiB every 400 ms for 4 s, longer than the idle timeout
+    let sent = 0;
+    for (let i = 0; i < 10; i++) {
+      req.write(image.subarray(sent, sent + 8192));
+      sent += 8192;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    expect(req.destroyed).toBe(false);
+    // then silence: the server cuts it
+    const lifetime = await closed;
+    expect(lifetime).toBeGreaterThan(4_000);
+    expect(lifetime).toBeLessThan(4_000 + 10_000);
+    const offset = Number((await head(url)).headers['upload-offset']);
+    expect(offset).toBe(sent);
+    const outcome = await upload(server.endpoint, image, { uploadUrl: url });
+    expect(outcome.error).toBeUndefined();
+  });
+});
+
 describe('start-up', () => {
   it('a bad configuration value stops start-up with a message naming the variable', async () => {
     await expect(startServer({ env: { MAX_PIXELS: 'lots', OUTPUT_FORMAT: 'bmp' } })).rejects.toThrow(/MAX_PIXELS.*[\s\S]*OUTPUT_FORMAT/);
