@@ -57,7 +57,10 @@ export function createTusServer({ config, policy, store, finisher, log, metrics,
     },
 
     async onUploadFinish(req, upload: Upload) {
-      const socket = nodeRequestOf(req)?.socket;
+      const nodeReq = nodeRequestOf(req);
+      const socket = nodeReq?.socket;
+      // every byte is in the staging store now (for S3: the multipart upload is completed)
+      requestLogger(nodeReq, log).info({ uploadId: upload.id, bytes: upload.size ?? upload.offset }, 'upload received');
       // Waiting for a transcode slot is not idleness: keep the client's connection.
       socket?.setTimeout(0);
       try {

@@ -5,10 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { FinishResult } from './finish.ts';
+import { instancesRows, instancesSection, type InstancesResult } from './instances.ts';
 import type { MemoryResult } from './memory.ts';
 import type { ReceiveResult } from './receive.ts';
 import type { RefusalResult } from './refusal.ts';
+import { s3Rows, s3Section, type S3Result } from './s3.ts';
 import { fmt, MB, median } from './stats.ts';
+import { mdTable, textTable, verdict, type SummaryRow } from './table.ts';
 import { ROOT } from '../support/server.ts';
 
 export interface Machine {
@@ -65,6 +68,7 @@ export function describeMachine(libvips: string): Machine {
     packages: {
       '@tus/server': version('@tus/server'),
       '@tus/file-store': version('@tus/file-store'),
+      '@tus/s3-store': version('@tus/s3-store'),
       'tus-js-client': version('tus-js-client'),
       sharp: `${version('sharp')} (libvips ${libvips})`,
     },
@@ -79,22 +83,13 @@ export interface Results {
   refusal?: RefusalResult;
   memory?: MemoryResult;
   finish?: FinishResult;
+  s3?: S3Result;
+  instances?: InstancesResult;
   seconds: number;
-}
-
-export interface SummaryRow {
-  benchmark: string;
-  metric: string;
-  tusgate: string;
-  baseline: string;
-  ratio: string;
-  target: string;
-  result: 'PASS' | 'MISS' | 'info' | 'n/a';
 }
 
 const mb = (bytes: number) => `${fmt(bytes / MB, 1)} MB`;
 const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 2)} MiB`;
-const verdict = (ok: boolean | undefined): SummaryRow['result'] => (ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS');
 
 export function summaryRows(results: Results): SummaryRow[] {
   const rows: SummaryRow[] = [];
@@ -163,18 +158,9 @@ export function summaryRows(results: Results): SummaryRow[] {
       result: 'info',
     });
   }
+  if (results.s3) rows.push(...s3Rows(results.s3));
+  if (results.instances) rows.push(...instancesRows(results.instances));
   return rows;
-}
-
-export function textTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-function mdTable(headers: string[], rows: Array<Array<string | number>>): string {
-  const esc = (v: string | number) => String(v).replace(/\|/g, '\\|');
-  return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
 }
 
 const SUMMARY_HEADERS = ['benchmark', 'metric', 'tusgate', 'baseline', 'ratio', 'target', 'result'];
@@ -372,19 +358,23 @@ export function markdown(results: Results): string {
     out.push('');
   }
 
+  if (results.s3) out.push(s3Section(results.s3));
+  if (results.instances) out.push(instancesSection(results.instances));
+
   out.push('## How to reproduce');
   out.push('');
   out.push(
     [
       '```sh',
       'npm ci',
-      'npm run bench            # all four, then rewrites docs/benchmarks.md',
+      'npm run bench            # all six, then rewrites docs/benchmarks.md',
       '```',
       '',
       '- Linux only (it reads /proc). Run as root, or install `libvips-tools` beforehand: when `vipsthumbnail` is missing the bench runs `apt-get update && apt-get install -y --no-install-recommends libvips-tools` itself (the only traffic off 127.0.0.1), and benchmark 4 reports tusgate alone if that fails.',
       '- Resetting VmHWM writes to /proc/<server pid>/clear_refs (the server is our own child); without that right the sampled peak is used.',
       '- It needs about 2 GiB free under the temp dir and takes a few minutes on 2 cores; every temp dir it makes (`$TMPDIR/tusgate-bench-*`) is removed at the end, also on Ctrl-C.',
-      '- Knobs: `BENCH_ROUNDS` (runs per server per case in benchmark 1, default 5), `BENCH_FINISH_IMAGES` (default 16), `BENCH_FINISH_ROUNDS` (default 3). `npm run bench -- --only 2,3` runs some benchmarks and prints them without writing this file.',
+      '- Benchmarks 5 and 6 start a throw-away Ceph RGW (4 GiB memstore), redis-server and nginx on loopback with deploy/services/*.sh, installing Debian\'s packages when they are missing (root), and stop them at the end.',
+      '- Knobs: `BENCH_ROUNDS` (runs per server per case in benchmarks 1 and 5, default 5), `BENCH_FINISH_IMAGES` (default 16), `BENCH_FINISH_ROUNDS` (default 3), `BENCH_INSTANCE_ROUNDS` (benchmark 6, default 3). `npm run bench -- --only 5,6` runs some benchmarks and prints them without writing this file.',
     ].join('\n'),
   );
   out.push('');

@@ -1,34 +1,41 @@
 /**
- * `npm run bench`: the four benchmarks in one run, printed with PASS/MISS against their
+ * `npm run bench`: the six benchmarks in one run, printed with PASS/MISS against their
  * targets, then written to docs/benchmarks.md. Not a test: nothing fails on a timing.
- * Traffic stays on 127.0.0.1 (but for apt-get, when vipsthumbnail must be installed).
+ * Benchmarks 5 and 6 start Ceph RGW, Redis and nginx (deploy/services/*.sh) and stop them.
+ * Traffic stays on 127.0.0.1 (but for apt-get, when a package must be installed).
  *
- *   npm run bench                 all four, then docs/benchmarks.md
+ *   npm run bench                 all six, then docs/benchmarks.md
  *   npm run bench -- --only 2,3   some of them, printed only
  *
- * Environment: BENCH_ROUNDS (benchmark 1, runs per server per case, default 5),
- * BENCH_FINISH_IMAGES (default 16), BENCH_FINISH_ROUNDS (default 3).
+ * Environment: BENCH_ROUNDS (benchmarks 1 and 5, runs per server per case, default 5),
+ * BENCH_FINISH_IMAGES (default 16), BENCH_FINISH_ROUNDS (default 3), BENCH_INSTANCE_ROUNDS
+ * (benchmark 6, default 3).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { startBackends, type Backends } from '../support/services.ts';
 import { ensureVipsthumbnail, finishBench } from './finish.ts';
+import { instancesBench } from './instances.ts';
 import { memoryBench } from './memory.ts';
 import { receiveBench } from './receive.ts';
 import { refusalBench } from './refusal.ts';
 import { describeMachine, summaryText, writeDoc, type Results } from './report.ts';
+import { s3Bench } from './s3.ts';
 import { stopAll } from './servers.ts';
 import { fmt, MB } from './stats.ts';
 
 /** The whole run is bounded: past this, it stops its servers, cleans up and exits 1. */
-const TIME_LIMIT_MS = 12 * 60 * 1000;
+const TIME_LIMIT_MS = 20 * 60 * 1000;
+
+const ALL = [1, 2, 3, 4, 5, 6];
 
 function parseOnly(argv: string[]): Set<number> {
   const at = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
-  if (at < 0) return new Set([1, 2, 3, 4]);
+  if (at < 0) return new Set(ALL);
   const value = argv[at]!.includes('=') ? argv[at]!.split('=')[1]! : (argv[at + 1] ?? '');
-  return new Set(value.split(',').map(Number).filter((n) => n >= 1 && n <= 4));
+  return new Set(value.split(',').map(Number).filter((n) => ALL.includes(n)));
 }
 
 const envInt = (name: string, fallback: number) => {
@@ -40,10 +47,12 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tusgate-bench-'));
 let cleaned = false;
+let backends: Backends | undefined;
 async function cleanUp(): Promise<void> {
   if (cleaned) return;
   cleaned = true;
   await stopAll();
+  await backends?.stop();
   fs.rmSync(workDir, { recursive: true, force: true });
 }
 
@@ -106,10 +115,30 @@ async function main(): Promise<void> {
     log(`  => tusgate ${fmt(f.tusgateMedian, 2)} images/s, vipsthumbnail ${f.available ? fmt(f.vipsMedian, 2) : 'n/a'} images/s, ratio ${f.available ? `${fmt(f.ratio, 3)}x` : 'n/a'} (no target)`);
   }
 
+  if (only.has(5) || only.has(6)) {
+    log('\nstarting Ceph RGW and Redis (deploy/services; installs Debian packages when missing)');
+    backends = await startBackends(4 * 1024 ** 3);
+  }
+  if (only.has(5) && backends) {
+    const rounds = envInt('BENCH_ROUNDS', 5);
+    log(`\n[5] S3 path: raw PutObject vs bare @tus/server + S3Store vs tusgate, same RGW, ${rounds} interleaved runs each`);
+    results.s3 = await s3Bench(workDir, backends.services, rounds, log);
+    for (const c of results.s3.cases) {
+      log(`  => ${c.label}: PutObject ${fmt(c.stored.putobject)} MB/s, bare S3Store ${fmt(c.stored.baseline)}, tusgate ${fmt(c.stored.tusgate)}; tusgate/PutObject ${fmt(c.ratio, 3)}x ${c.ratio >= 0.8 ? 'PASS' : 'MISS'} (target >= 0.8x), tusgate/bare ${fmt(c.ratioToBaseline, 3)}x`);
+    }
+  }
+  if (only.has(6) && backends) {
+    const rounds = envInt('BENCH_INSTANCE_ROUNDS', 3);
+    log(`\n[6] instances: one direct, one via nginx, two via nginx (S3 + Redis), ${rounds} interleaved rounds`);
+    results.instances = await instancesBench(workDir, backends.services, rounds, log);
+    const d = results.instances.done;
+    log(`  => one direct ${fmt(d['one direct'])} MB/s, one via nginx ${fmt(d['one via nginx'])}, two via nginx ${fmt(d['two via nginx'])}; two/one ${fmt(results.instances.ratio, 3)}x (no target)`);
+  }
+
   results.seconds = (performance.now() - started) / 1000;
   log(`\nSummary (${fmt(results.seconds, 0)} s)\n`);
   log(summaryText(results));
-  if (only.size === 4) {
+  if (only.size === ALL.length) {
     const file = writeDoc(results);
     log(`\nwrote ${path.relative(process.cwd(), file)}`);
   } else {

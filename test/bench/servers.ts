@@ -53,12 +53,13 @@ export async function startTusgate(dataDir: string, env: Record<string, string> 
   return target;
 }
 
-export async function startBaseline(dataDir: string): Promise<Target> {
+/** Bare @tus/server on FileStore under `dataDir`; `env` with BENCH_STORE=s3 and S3 settings puts it on S3Store. */
+export async function startBaseline(dataDir: string, env: Record<string, string> = {}): Promise<Target> {
   fs.mkdirSync(dataDir, { recursive: true });
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join('test', 'bench', 'baseline-server.ts')], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), BENCH_DIR: dataDir },
+    env: { ...process.env, PORT: String(port), BENCH_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

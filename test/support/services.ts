@@ -51,11 +51,24 @@ async function service(name: string, action: 'start' | 'stop', dir: string, env:
   }
 }
 
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+export interface Backends {
+  services: Services;
+  /** Stops Ceph RGW and Redis and removes their scratch root (safe to call twice). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Ceph RGW and Redis on free loopback ports, under a fresh scratch root, installed from
+ * Debian's packages when missing. Used by the test suite's global setup and by the bench.
+ */
+export async function startBackends(memstoreBytes = 6 * 1024 ** 3): Promise<Backends> {
   const root = tempDir('tusgate-services-');
   const cephDir = path.join(root, 'ceph');
   const redisDir = path.join(root, 'redis');
+  let stopped = false;
   const stop = async () => {
+    if (stopped) return;
+    stopped = true;
     await Promise.allSettled([service('ceph-rgw', 'stop', cephDir), service('redis', 'stop', redisDir)]);
     fs.rmSync(root, { recursive: true, force: true });
   };
@@ -63,7 +76,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const [rgwPort, redisPort] = [await freePort(), await freePort()];
     // installs (apt) must not run twice at once: start one after the other
     await service('redis', 'start', redisDir, { REDIS_PORT: String(redisPort) });
-    await service('ceph-rgw', 'start', cephDir, { RGW_PORT: String(rgwPort), CEPH_MEMSTORE_BYTES: String(6 * 1024 ** 3) });
+    await service('ceph-rgw', 'start', cephDir, { RGW_PORT: String(rgwPort), CEPH_MEMSTORE_BYTES: String(memstoreBytes) });
     const s3env = readEnv(path.join(cephDir, 'env'));
     const redisEnv = readEnv(path.join(redisDir, 'env'));
     const services: Services = {
@@ -76,14 +89,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
       redisUrl: redisEnv.REDIS_URL ?? '',
       scratch: root,
     };
-    // prove the S3 server answers before any test relies on it
+    // prove the S3 server answers before anything relies on it
     await s3Client(services).send(new CreateBucketCommand({ Bucket: 'tusgate-probe' }));
-    project.provide('services', services);
+    return { services, stop };
   } catch (error) {
     await stop();
     throw error;
   }
-  return stop;
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const backends = await startBackends();
+  project.provide('services', backends.services);
+  return backends.stop;
 }
 
 export function s3Client(services: Services): S3Client {

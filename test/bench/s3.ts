@@ -1,0 +1,261 @@
+/**
+ * Benchmark 5: the S3 path. The same bytes reach the same Ceph RGW three ways:
+ * - PutObject: the AWS SDK in the bench process, one PutObject per upload (no tus at all);
+ * - bare @tus/server + @tus/s3-store (baseline-server.ts, BENCH_STORE=s3);
+ * - tusgate with TUS_STORE=s3.
+ * Timed to "every byte is in S3": the PutObject's response; the bare server's final PATCH
+ * response (S3Store completes the multipart upload in it); tusgate's `upload received` log
+ * line, written when @tus/server hands the completed upload to the finish. tusgate's final
+ * response (after the finish: download, sha256, transcode, publish, delete) is reported too.
+ */
+import {
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  AbortMultipartUploadCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import path from 'node:path';
+import { s3Client, type Services } from '../support/services.ts';
+import { tusUpload } from './clients.ts';
+import { imageBuffer } from './payloads.ts';
+import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
+import { fmt, MB, median } from './stats.ts';
+import { mdTable, verdict, type SummaryRow } from './table.ts';
+
+export const S3_PART_SIZE = 8 * MiB;
+
+export type S3Path = 'putobject' | 'baseline' | 'tusgate';
+
+export interface S3Run {
+  case: string;
+  round: number;
+  path: S3Path;
+  bytes: number;
+  /** ms from the start to every byte in S3 (null: not seen). */
+  msStored: number | null;
+  /** ms from the start to the last response the client got. */
+  msDone: number;
+  statuses: string;
+}
+
+export interface S3Case {
+  name: string;
+  label: string;
+  uploads: number;
+  size: number;
+  runs: S3Run[];
+  /** Median MB/s to every byte in S3, per path. */
+  stored: Record<S3Path, number>;
+  /** tusgate's median MB/s to its final response (the finish included). */
+  tusgateDone: number;
+  /** tusgate / PutObject, and tusgate / bare S3Store. */
+  ratio: number;
+  ratioToBaseline: number;
+}
+
+export interface S3Result {
+  rounds: number;
+  partSize: number;
+  cases: S3Case[];
+}
+
+/** Every S3 setting a tusgate or baseline child needs to reach the test RGW. */
+export function s3ChildEnv(services: Services): Record<string, string> {
+  return {
+    S3_ENDPOINT: services.s3.endpoint,
+    S3_REGION: services.s3.region,
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: services.s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: services.s3.secretAccessKey,
+  };
+}
+
+export async function createBuckets(s3: S3Client, ...buckets: string[]): Promise<void> {
+  for (const bucket of buckets) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+}
+
+/** Deletes every object and aborts every multipart upload in a bucket (RGW's memstore keeps them in RAM). */
+export async function emptyBucket(s3: S3Client, bucket: string): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1000 }));
+    const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
+    if (keys.length === 0) break;
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+    removed += keys.length;
+  }
+  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  for (const upload of uploads.Uploads ?? []) {
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+  }
+  return removed;
+}
+
+const countStatuses = (statuses: Array<string | number>): string => {
+  const counts = new Map<string, number>();
+  for (const status of statuses) counts.set(String(status), (counts.get(String(status)) ?? 0) + 1);
+  return [...counts].map(([status, n]) => `${n}x${status}`).join(' ');
+};
+
+async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads: number, tag: string): Promise<Omit<S3Run, 'case' | 'round' | 'path'>> {
+  const started = performance.now();
+  const statuses = await Promise.all(
+    Array.from({ length: uploads }, async (_, i) => {
+      const out = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `put-${tag}-${i}`, Body: payload, ContentType: 'application/octet-stream' }));
+      return out.$metadata.httpStatusCode ?? 'no status';
+    }),
+  );
+  const ms = performance.now() - started;
+  return { bytes: payload.length * uploads, msStored: ms, msDone: ms, statuses: countStatuses(statuses) };
+}
+
+/**
+ * tus-js-client uploads to a server. For tusgate, "stored" is the latest `upload received`
+ * log line of this run (pino's ISO time, ms); for the bare server, the final response.
+ */
+async function tusUploads(target: Target, payload: Buffer, uploads: number): Promise<Omit<S3Run, 'case' | 'round' | 'path'>> {
+  const seenBefore = target.logs.length;
+  const startedWall = Date.now();
+  const started = performance.now();
+  const results = await Promise.all(Array.from({ length: uploads }, () => tusUpload(target.endpoint, payload)));
+  const msDone = Math.max(...results.map((r) => r.endedAt)) - started;
+  let msStored: number | null = msDone;
+  if (target.name === 'tusgate') {
+    const received = target.logs.slice(seenBefore).filter((line) => line.msg === 'upload received');
+    msStored = received.length === uploads ? Math.max(...received.map((line) => Date.parse(String(line.time)))) - startedWall : null;
+  }
+  return { bytes: payload.length * uploads, msStored, msDone, statuses: countStatuses(results.map((r) => r.status ?? r.error ?? 'error')) };
+}
+
+export async function s3Bench(workDir: string, services: Services, rounds: number, log: (line: string) => void): Promise<S3Result> {
+  const s3 = s3Client(services);
+  const tag = Date.now().toString(36);
+  const buckets = { put: `bench-put-${tag}`, baseline: `bench-bare-${tag}`, tusgate: `bench-gate-${tag}` };
+  await createBuckets(s3, buckets.put, buckets.baseline, buckets.tusgate);
+  const env = s3ChildEnv(services);
+  const baseline = await startBaseline(path.join(workDir, 's3-baseline'), {
+    ...env,
+    BENCH_STORE: 's3',
+    S3_BUCKET: buckets.baseline,
+    S3_PART_SIZE: String(S3_PART_SIZE),
+  });
+  const tusgate = await startTusgate(path.join(workDir, 's3-tusgate'), {
+    ...env,
+    TUS_STORE: 's3',
+    S3_BUCKET: buckets.tusgate,
+    S3_PART_SIZE: String(S3_PART_SIZE),
+    TRANSCODE_CONCURRENCY: '2',
+  });
+  const settle = async () => {
+    for (const bucket of Object.values(buckets)) await emptyBucket(s3, bucket);
+  };
+  try {
+    const cases = [
+      { name: 'single', label: '1 x 64 MiB, one PATCH', uploads: 1, size: 64 * MiB },
+      { name: 'concurrent', label: '8 x 8 MiB concurrently', uploads: 8, size: 8 * MiB },
+    ];
+    const paths: Array<{ path: S3Path; run: (payload: Buffer, uploads: number, id: string) => ReturnType<typeof putObjects> }> = [
+      { path: 'putobject', run: (payload, uploads, id) => putObjects(s3, buckets.put, payload, uploads, id) },
+      { path: 'baseline', run: (payload, uploads) => tusUploads(baseline, payload, uploads) },
+      { path: 'tusgate', run: (payload, uploads) => tusUploads(tusgate, payload, uploads) },
+    ];
+    // warm-up (not counted): connections, JIT, RGW's first writes to each bucket
+    const warm = await imageBuffer(8 * MiB);
+    for (const p of paths) await p.run(warm, 2, 'warm');
+    await settle();
+
+    const out: S3Case[] = [];
+    for (const c of cases) {
+      const payload = await imageBuffer(c.size);
+      const runs: S3Run[] = [];
+      for (let round = 1; round <= rounds; round++) {
+        for (const p of paths) {
+          const run: S3Run = { case: c.name, round, path: p.path, ...(await p.run(payload, c.uploads, `${c.name}-${round}`)) };
+          runs.push(run);
+          const mbps = run.msStored === null ? null : run.bytes / MB / (run.msStored / 1000);
+          log(`  ${c.name} round ${round} ${p.path.padEnd(9)} in S3 ${fmt(mbps)} MB/s (${fmt(run.msStored, 0)} ms), last response ${fmt(run.msDone, 0)} ms [${run.statuses}]`);
+          await settle();
+        }
+      }
+      const medianOf = (p: S3Path, key: 'msStored' | 'msDone') =>
+        median(runs.filter((r) => r.path === p).map((r) => (r[key] === null ? Number.NaN : r.bytes / MB / ((r[key] as number) / 1000))));
+      const stored = { putobject: medianOf('putobject', 'msStored'), baseline: medianOf('baseline', 'msStored'), tusgate: medianOf('tusgate', 'msStored') };
+      out.push({
+        ...c,
+        runs,
+        stored,
+        tusgateDone: medianOf('tusgate', 'msDone'),
+        ratio: stored.tusgate / stored.putobject,
+        ratioToBaseline: stored.tusgate / stored.baseline,
+      });
+    }
+    return { rounds, partSize: S3_PART_SIZE, cases: out };
+  } finally {
+    await baseline.stop();
+    await tusgate.stop();
+    await settle().catch(() => {});
+  }
+}
+
+export function s3Rows(result: S3Result): SummaryRow[] {
+  return result.cases.flatMap((c) => [
+    {
+      benchmark: `5 S3 path ${c.label}`,
+      metric: 'median MB/s to every byte in S3',
+      tusgate: fmt(c.stored.tusgate),
+      baseline: `${fmt(c.stored.putobject)} (PutObject)`,
+      ratio: `${fmt(c.ratio, 3)}x`,
+      target: '>= 0.8x',
+      result: verdict(Number.isFinite(c.ratio) ? c.ratio >= 0.8 : undefined),
+    },
+    {
+      benchmark: `5 S3 path ${c.label}`,
+      metric: 'the same vs bare @tus/server + S3Store',
+      tusgate: fmt(c.stored.tusgate),
+      baseline: `${fmt(c.stored.baseline)} (bare S3Store)`,
+      ratio: `${fmt(c.ratioToBaseline, 3)}x`,
+      target: 'none (reported)',
+      result: 'info' as const,
+    },
+  ]);
+}
+
+export function s3Section(result: S3Result): string {
+  const lines = [
+    '## 5. The S3 path: tusgate vs raw PutObject of the same bytes, same RGW',
+    '',
+    [
+      '- **S3 server**: Ceph RGW 16 (Debian), single node, memstore OSD, on loopback, started by the bench through deploy/services/ceph-rgw.sh. It shares the two cores with the client and the servers.',
+      '- **PutObject**: @aws-sdk/client-s3 in the bench process, one PutObject per upload from a Buffer (checksums WHEN_REQUIRED, as tusgate). No tus, no part splitting: the ceiling for "these bytes into this RGW".',
+      `- **bare @tus/server + @tus/s3-store**: test/bench/baseline-server.ts with BENCH_STORE=s3, partSize ${fmt(result.partSize / MiB, 0)} MiB, the same client settings. Its final PATCH response comes after CompleteMultipartUpload.`,
+      `- **tusgate**: TUS_STORE=s3, S3_PART_SIZE=${fmt(result.partSize / MiB, 0)} MiB, PUBLIC_STORE=file, no Redis. "In S3" is the \`upload received\` log line (the multipart upload is completed and @tus/server calls the finish); "final response" adds the finish: download of the staged object, sha256, transcode, publish, deletion of the staged object.`,
+      '- **Driver**: tus-js-client 4, Buffer source, POST then one PATCH per upload, no retries; the payload is the benchmark 1 JPEG plus filler.',
+      `- **Order**: a warm-up of 2 x 8 MiB per path (not counted), then PutObject, bare, tusgate, ... interleaved, ${result.rounds} runs each per case; every bucket is emptied between runs. Medians.`,
+    ].join('\n'),
+    '',
+    mdTable(
+      ['case', 'PutObject MB/s', 'bare S3Store MB/s', 'tusgate MB/s in S3', 'tusgate / PutObject', 'tusgate / bare', 'tusgate MB/s to final response (incl. finish)'],
+      result.cases.map((c) => [
+        c.label,
+        fmt(c.stored.putobject),
+        fmt(c.stored.baseline),
+        fmt(c.stored.tusgate),
+        `${fmt(c.ratio, 3)}x`,
+        `${fmt(c.ratioToBaseline, 3)}x`,
+        fmt(c.tusgateDone),
+      ]),
+    ),
+    '',
+    'Raw runs:',
+    '',
+    mdTable(
+      ['case', 'round', 'path', 'bytes', 'ms to in S3', 'ms to last response', 'statuses'],
+      result.cases.flatMap((c) => c.runs.map((r) => [r.case, r.round, r.path, r.bytes, fmt(r.msStored, 0), fmt(r.msDone, 0), r.statuses])),
+    ),
+    '',
+  ];
+  return lines.join('\n');
+}
