@@ -94,7 +94,7 @@ osd objectstore = memstore
 memstore device bytes = ${CEPH_MEMSTORE_BYTES:-4294967296}
 
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw data = $DIR/rgw
 EOF
   local C=(-c "$DIR/ceph.conf")

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { s3Client, type Services } from '../support/services.ts';
 import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
+import { readStat } from './proc.ts';
 import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
 import { fmt, MB, median } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
@@ -39,6 +40,10 @@ export interface S3Run {
   /** ms from the start to the last response the client got. */
   msDone: number;
   statuses: string;
+  /** CPU ms of the server process until every byte was in S3 (null for PutObject: no server). */
+  serverCpuMs: number | null;
+  /** CPU ms of the client (this process) over the same span. */
+  clientCpuMs: number;
 }
 
 export interface S3Case {
@@ -101,6 +106,7 @@ const countStatuses = (statuses: Array<string | number>): string => {
 };
 
 async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads: number, tag: string): Promise<Omit<S3Run, 'case' | 'round' | 'path'>> {
+  const cpu = process.cpuUsage();
   const started = performance.now();
   const statuses = await Promise.all(
     Array.from({ length: uploads }, async (_, i) => {
@@ -109,25 +115,49 @@ async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads
     }),
   );
   const ms = performance.now() - started;
-  return { bytes: payload.length * uploads, msStored: ms, msDone: ms, statuses: countStatuses(statuses) };
+  return { bytes: payload.length * uploads, msStored: ms, msDone: ms, statuses: countStatuses(statuses), serverCpuMs: null, clientCpuMs: cpuMsSince(cpu) };
 }
+
+const cpuMsSince = (before: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000;
+};
 
 /**
  * tus-js-client uploads to a server. For tusgate, "stored" is the latest `upload received`
- * log line of this run (pino's ISO time, ms); for the bare server, the final response.
+ * log line of this run (pino's ISO time, ms), and the CPU counters are read when that line
+ * arrives (polled every 1 ms); for the bare server, both are taken at the final response.
  */
 async function tusUploads(target: Target, payload: Buffer, uploads: number): Promise<Omit<S3Run, 'case' | 'round' | 'path'>> {
   const seenBefore = target.logs.length;
+  const received = () => target.logs.slice(seenBefore).filter((line) => line.msg === 'upload received');
+  const serverCpu0 = readStat(target.pid).cpuMs;
+  const clientCpu0 = process.cpuUsage();
+  let atStored: { server: number; client: number } | undefined;
+  const takeCounters = () => {
+    atStored ??= { server: readStat(target.pid).cpuMs - serverCpu0, client: cpuMsSince(clientCpu0) };
+  };
+  const poll = target.name === 'tusgate' ? setInterval(() => received().length >= uploads && takeCounters(), 1) : undefined;
   const startedWall = Date.now();
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: uploads }, () => tusUpload(target.endpoint, payload)));
   const msDone = Math.max(...results.map((r) => r.endedAt)) - started;
+  clearInterval(poll);
   let msStored: number | null = msDone;
   if (target.name === 'tusgate') {
-    const received = target.logs.slice(seenBefore).filter((line) => line.msg === 'upload received');
-    msStored = received.length === uploads ? Math.max(...received.map((line) => Date.parse(String(line.time)))) - startedWall : null;
+    const lines = received();
+    msStored = lines.length === uploads ? Math.max(...lines.map((line) => Date.parse(String(line.time)))) - startedWall : null;
+  } else {
+    takeCounters();
   }
-  return { bytes: payload.length * uploads, msStored, msDone, statuses: countStatuses(results.map((r) => r.status ?? r.error ?? 'error')) };
+  return {
+    bytes: payload.length * uploads,
+    msStored,
+    msDone,
+    statuses: countStatuses(results.map((r) => r.status ?? r.error ?? 'error')),
+    serverCpuMs: atStored?.server ?? null,
+    clientCpuMs: atStored?.client ?? Number.NaN,
+  };
 }
 
 export async function s3Bench(workDir: string, services: Services, rounds: number, log: (line: string) => void): Promise<S3Result> {
@@ -176,7 +206,9 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
           const run: S3Run = { case: c.name, round, path: p.path, ...(await p.run(payload, c.uploads, `${c.name}-${round}`)) };
           runs.push(run);
           const mbps = run.msStored === null ? null : run.bytes / MB / (run.msStored / 1000);
-          log(`  ${c.name} round ${round} ${p.path.padEnd(9)} in S3 ${fmt(mbps)} MB/s (${fmt(run.msStored, 0)} ms), last response ${fmt(run.msDone, 0)} ms [${run.statuses}]`);
+          log(
+            `  ${c.name} round ${round} ${p.path.padEnd(9)} in S3 ${fmt(mbps)} MB/s (${fmt(run.msStored, 0)} ms), last response ${fmt(run.msDone, 0)} ms [${run.statuses}], CPU to in S3: server ${fmt(run.serverCpuMs, 0)} ms, client ${fmt(run.clientCpuMs, 0)} ms`,
+          );
           await settle();
         }
       }
@@ -228,7 +260,7 @@ export function s3Section(result: S3Result): string {
     '## 5. The S3 path: tusgate vs raw PutObject of the same bytes, same RGW',
     '',
     [
-      '- **S3 server**: Ceph RGW 16 (Debian), single node, memstore OSD, on loopback, started by the bench through deploy/services/ceph-rgw.sh. It shares the two cores with the client and the servers.',
+      '- **S3 server**: Ceph RGW 16 (Debian), single node, memstore OSD, on loopback, started by the bench through deploy/services/ceph-rgw.sh, with `tcp_nodelay=1` on its beast frontend: without it every RGW response that has a body (GetObject, ListParts, CreateMultipartUpload) waited ~44 ms for the client\'s delayed ACK (Nagle), measured here, and the S3Store paths ran at half the speed. It shares the two cores with the client and the servers.',
       '- **PutObject**: @aws-sdk/client-s3 in the bench process, one PutObject per upload from a Buffer (checksums WHEN_REQUIRED, as tusgate). No tus, no part splitting: the ceiling for "these bytes into this RGW".',
       `- **bare @tus/server + @tus/s3-store**: test/bench/baseline-server.ts with BENCH_STORE=s3, partSize ${fmt(result.partSize / MiB, 0)} MiB, the same client settings. Its final PATCH response comes after CompleteMultipartUpload.`,
       `- **tusgate**: TUS_STORE=s3, S3_PART_SIZE=${fmt(result.partSize / MiB, 0)} MiB, PUBLIC_STORE=file, no Redis. "In S3" is the \`upload received\` log line (the multipart upload is completed and @tus/server calls the finish); "final response" adds the finish: download of the staged object, sha256, transcode, publish, deletion of the staged object.`,
@@ -252,10 +284,29 @@ export function s3Section(result: S3Result): string {
     'Raw runs:',
     '',
     mdTable(
-      ['case', 'round', 'path', 'bytes', 'ms to in S3', 'ms to last response', 'statuses'],
-      result.cases.flatMap((c) => c.runs.map((r) => [r.case, r.round, r.path, r.bytes, fmt(r.msStored, 0), fmt(r.msDone, 0), r.statuses])),
+      ['case', 'round', 'path', 'bytes', 'ms to in S3', 'ms to last response', 'server CPU ms to in S3', 'client CPU ms to in S3', 'statuses'],
+      result.cases.flatMap((c) =>
+        c.runs.map((r) => [r.case, r.round, r.path, r.bytes, fmt(r.msStored, 0), fmt(r.msDone, 0), fmt(r.serverCpuMs, 0), fmt(r.clientCpuMs, 0), r.statuses]),
+      ),
     ),
+    '',
+    s3Reading(result),
     '',
   ];
   return lines.join('\n');
+}
+
+/** What the CPU columns say, following the numbers. */
+function s3Reading(result: S3Result): string {
+  const parts = [
+    'CPU from /proc/<server pid>/stat (10 ms ticks) and process.cpuUsage() of the client. RGW\'s own CPU is not counted; it runs on the same two cores.',
+  ];
+  for (const c of result.cases) {
+    const of = (p: S3Path, key: 'serverCpuMs' | 'clientCpuMs') => median(c.runs.filter((r) => r.path === p).map((r) => r[key] ?? Number.NaN));
+    const mib = c.size * c.uploads / MiB;
+    parts.push(
+      `${c.label}, medians per ${fmt(mib, 0)} MiB: PutObject client ${fmt(of('putobject', 'clientCpuMs'), 0)} ms; bare S3Store server ${fmt(of('baseline', 'serverCpuMs'), 0)} ms + client ${fmt(of('baseline', 'clientCpuMs'), 0)} ms; tusgate server ${fmt(of('tusgate', 'serverCpuMs'), 0)} ms + client ${fmt(of('tusgate', 'clientCpuMs'), 0)} ms.`,
+    );
+  }
+  return parts.join(' ');
 }
