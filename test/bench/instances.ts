@@ -164,6 +164,8 @@ export function instancesSection(result: InstancesResult): string {
       SETUPS.map((setup) => [setup, fmt(result.done[setup]), fmt(stored(setup)), `${fmt(result.done[setup] / result.done['one direct'], 3)}x`, share(setup)]),
     ),
     '',
+    instancesReading(result),
+    '',
     'Raw runs:',
     '',
     mdTable(
@@ -172,4 +174,17 @@ export function instancesSection(result: InstancesResult): string {
     ),
     '',
   ].join('\n');
+}
+
+/** What the three setups say, following the numbers. */
+function instancesReading(result: InstancesResult): string {
+  const { done } = result;
+  const proxy = done['one via nginx'] / done['one direct'];
+  const second = done['two via nginx'] / done['one via nginx'];
+  return (
+    `nginx in front of one instance gives ${fmt(proxy, 3)}x of the direct throughput; a second instance behind it gives ${fmt(second, 3)}x of one instance behind it. ` +
+    (second < 1.1
+      ? 'With every process on the same two cores a second instance has no CPU of its own to bring, so this measures what running several instances costs (the proxy hop, shared state in Redis, finish claims), not the scaling they give on separate machines; the round robin did spread the uploads (see the A/B column).'
+      : 'The second instance adds throughput even on shared cores.')
+  );
 }

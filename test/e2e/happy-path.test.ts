@@ -63,6 +63,15 @@ describe('a JPEG with EXIF orientation 6 and GPS', () => {
     expect(body.bytes).toBeGreaterThan(0);
   });
 
+  it('logs the upload in order: allowed by the gate, received whole, published', () => {
+    const at = (msg: string) => server.logs.findIndex((line) => line.msg === msg && line.uploadId === body.id);
+    const received = server.logs[at('upload received')];
+    expect(received?.bytes).toBe(photo.length);
+    expect(at('upload allowed by the gate')).toBeGreaterThanOrEqual(0);
+    expect(at('upload allowed by the gate')).toBeLessThan(at('upload received'));
+    expect(at('upload received')).toBeLessThan(at('artifact published'));
+  });
+
   it('serves an upright WebP with no metadata at all', async () => {
     const response = await fetch(body.url);
     expect(response.status).toBe(200);
