@@ -12,7 +12,7 @@ import type { RefusalResult } from './refusal.ts';
 import { s3Rows, s3Section, type S3Result } from './s3.ts';
 import { fmt, MB, median } from './stats.ts';
 import { mdTable, textTable, verdict, type SummaryRow } from './table.ts';
-import { ROOT } from '../support/server.ts';
+import { ROOT, startArgs } from '../support/server.ts';
 
 export interface Machine {
   date: string;
@@ -215,7 +215,7 @@ export function markdown(results: Results): string {
     out.push(
       [
         '- **Baseline**: test/bench/baseline-server.ts, `new Server({ path: \'/files\', datastore: new FileStore({ directory }) })` behind `http.createServer(server.handle.bind(server))`, no hooks (requestTimeout 0, as tusgate).',
-        `- **tusgate**: the real server (server/main.ts) as a child process, file staging, LOG_LEVEL=info, MAX_UPLOAD_BYTES=2 GiB, ${Object.entries(receive.tusgateEnv).map(([k, v]) => `${k}=${v}`).join(', ')}.`,
+        `- **tusgate**: the real server as a child process, started as \`npm start\` starts it (\`node ${startArgs().join(' ')}\`), file staging, LOG_LEVEL=info, MAX_UPLOAD_BYTES=2 GiB, ${Object.entries(receive.tusgateEnv).map(([k, v]) => `${k}=${v}`).join(', ')}.`,
         '- **Driver**, the same for both: tus-js-client 4 in Node, Buffer source, `chunkSize: Infinity` (POST, then the whole upload in one PATCH), no retries. The payload is a complete 640x480 JPEG followed by filler (1 MiB of random bytes repeated): the gate allows it on its header.',
         '- **Measured**: from `upload.start()` until the server process has written every byte of the upload(s), read from `/proc/<server pid>/io` (`wchar`, polled every 1 ms). That is the receive path, socket to staged file. A tusgate upload\'s finish starts after its last byte is stored: for the single upload none of it is timed; with 16 concurrent uploads the finishes of the first ones may overlap the last bytes of the others, and that overlap is counted. During development this was cross-checked against the staged files\' sizes (polled with stat every 1 ms): both agreed within 1 ms for both servers. `final response` is the time to the last response: for the baseline it is the same moment; for tusgate it adds the finish (sha256 of the staged file, transcode of the JPEG, which succeeds since decoders stop at its end marker, publish).',
         `- **Order**: one warm-up pair (2 x 16 MiB each, not counted), then baseline, tusgate, baseline, tusgate ... ${receive.rounds} runs each per case. Between runs the baseline's files are deleted and \`sync\` is run. Medians.`,
@@ -296,7 +296,7 @@ export function markdown(results: Results): string {
     out.push('');
     out.push(
       [
-        '- Each upload on a fresh server (tusgate with MAX_UPLOAD_BYTES=2 GiB; then the bare @tus/server baseline as a control). Payload: the JPEG, then filler; a raw POST and one PATCH streamed from a generator in 1 MiB chunks. tusgate answers the PATCH after its finish, so the samples cover the finish too.',
+        `- Each upload on a fresh server (tusgate with MAX_UPLOAD_BYTES=2 GiB and npm start's node flags, \`${startArgs().filter((a) => a.startsWith('--max')).join(' ') || 'none'}\`; then the bare @tus/server baseline, plain \`node\`, as a control). Payload: the JPEG, then filler; a raw POST and one PATCH streamed from a generator in 1 MiB chunks. tusgate answers the PATCH after its finish, so the samples cover the finish too.`,
         '- From /proc/<pid>/status: RSS before (1.5 s after start-up), VmRSS sampled every 10 ms during the upload and for 1 s after its response, VmHWM reset just before the upload (`echo 5 > /proc/<pid>/clear_refs`). Peak delta = max(VmHWM, sampled max) - RSS before. "receive" = samples until every byte was stored (wchar), "after" = the rest (finish, response, 1 s idle).',
         '- A 256 MiB upload on tusgate shows whether the growth follows the upload\'s size or levels off.',
       ].join('\n'),

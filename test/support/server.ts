@@ -42,6 +42,19 @@ export function tempDir(prefix = 'tusgate-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * The node arguments of `npm start` (package.json), so that every server the tests and the
+ * bench start is the process the README's command starts: `node <flags> --import tsx server/main.ts`.
+ */
+export function startArgs(): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const [command, ...args] = pkg.scripts.start.trim().split(/\s+/);
+  if (command !== 'node' || args.at(-1) !== 'server/main.ts') {
+    throw new Error(`package.json's start script should be "node [flags] server/main.ts", not "${pkg.scripts.start}"`);
+  }
+  return args;
+}
+
 export interface StartOptions {
   env?: Record<string, string>;
   dataDir?: string;
@@ -51,7 +64,7 @@ export interface StartOptions {
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? tempDir();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  const child = spawn(process.execPath, startArgs(), {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'debug', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
