@@ -13,7 +13,7 @@ import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { createBuckets, emptyBucket, s3ChildEnv, S3_PART_SIZE } from './s3.ts';
 import { MiB, startTusgate, type Target } from './servers.ts';
-import { fmt, MB, median } from './stats.ts';
+import { countStatuses, fmt, MB, median } from './stats.ts';
 import { mdTable, type SummaryRow } from './table.ts';
 
 export type Setup = 'one direct' | 'one via nginx' | 'two via nginx';
@@ -52,13 +52,11 @@ async function oneRun(endpoint: string, instances: [Target, Target], payload: Bu
   const msDone = Math.max(...results.map((r) => r.endedAt)) - started;
   const received = instances.map((t, i) => t.logs.slice(seen[i]).filter((line) => line.msg === 'upload received'));
   const all = received.flat();
-  const counts = new Map<string, number>();
-  for (const r of results) counts.set(String(r.status ?? r.error), (counts.get(String(r.status ?? r.error)) ?? 0) + 1);
   return {
     bytes: payload.length * uploads,
     msDone,
     msStored: all.length === uploads ? Math.max(...all.map((line) => Date.parse(String(line.time)))) - startedWall : null,
-    statuses: [...counts].map(([status, n]) => `${n}x${status}`).join(' '),
+    statuses: countStatuses(results.map((r) => r.status ?? r.error ?? 'error')),
     perInstance: [received[0]?.length ?? 0, received[1]?.length ?? 0],
   };
 }

@@ -18,7 +18,7 @@ import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { readIo, readStat } from './proc.ts';
 import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
-import { MB, median } from './stats.ts';
+import { countStatuses, MB, median } from './stats.ts';
 
 export interface ReceiveRun {
   case: string;
@@ -87,11 +87,6 @@ async function oneRun(target: Target, payload: Buffer, uploads: number, caseName
   clearInterval(poll);
   const serverWrote = readIo(target.pid).wchar - before;
   const serverCpuMs = readStat(target.pid).cpuMs - statBefore.cpuMs;
-  const counts = new Map<string, number>();
-  for (const r of results) {
-    const key = String(r.status ?? r.error ?? 'error');
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
   const msStored = storedAt === null ? null : (storedAt as number) - started;
   const msDone = doneAt - started;
   return {
@@ -104,7 +99,7 @@ async function oneRun(target: Target, payload: Buffer, uploads: number, caseName
     msDone,
     mbpsStored: msStored === null ? null : total / MB / (msStored / 1000),
     mbpsDone: total / MB / (msDone / 1000),
-    statuses: [...counts].map(([status, n]) => `${n}x${status}`).join(' '),
+    statuses: countStatuses(results.map((r) => r.status ?? r.error ?? 'error')),
     serverWrote,
     serverCpuMs,
     serverCpuStoredMs: storedAt === null ? null : statAtStored.cpuMs - statBefore.cpuMs,

@@ -23,7 +23,7 @@ import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { readStat } from './proc.ts';
 import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
-import { fmt, MB, median } from './stats.ts';
+import { countStatuses, fmt, MB, median } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
 
 export const S3_PART_SIZE = 8 * MiB;
@@ -91,10 +91,9 @@ export async function emptyBucket(s3: S3Client, bucket: string): Promise<number>
   return removed;
 }
 
-const countStatuses = (statuses: Array<string | number>): string => {
-  const counts = new Map<string, number>();
-  for (const status of statuses) counts.set(String(status), (counts.get(String(status)) ?? 0) + 1);
-  return [...counts].map(([status, n]) => `${n}x${status}`).join(' ');
+const cpuMsSince = (before: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000;
 };
 
 async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads: number, tag: string): Promise<Omit<S3Run, 'case' | 'round' | 'path'>> {
@@ -110,11 +109,6 @@ async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads
   return { bytes: payload.length * uploads, msStored: ms, msDone: ms, statuses: countStatuses(statuses), serverCpuMs: null, clientCpuMs: cpuMsSince(cpu) };
 }
 
-const cpuMsSince = (before: NodeJS.CpuUsage): number => {
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / 1000;
-};
-
 /**
  * tus-js-client uploads to a server. For tusgate, "stored" is the latest `upload received`
  * log line of this run (pino's ISO time, ms), and the CPU counters are read when that line
@@ -129,7 +123,12 @@ async function tusUploads(target: Target, payload: Buffer, uploads: number): Pro
   const takeCounters = () => {
     atStored ??= { server: readStat(target.pid).cpuMs - serverCpu0, client: cpuMsSince(clientCpu0) };
   };
-  const poll = target.name === 'tusgate' ? setInterval(() => received().length >= uploads && takeCounters(), 1) : undefined;
+  const poll =
+    target.name === 'tusgate'
+      ? setInterval(() => {
+          if (received().length >= uploads) takeCounters();
+        }, 1)
+      : undefined;
   const startedWall = Date.now();
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: uploads }, () => tusUpload(target.endpoint, payload)));

@@ -14,3 +14,10 @@ export function fmt(v: number | null | undefined, digits = 1): string {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** "3x200 1x415": how many times each status (or error) was seen. */
+export function countStatuses(statuses: ReadonlyArray<string | number>): string {
+  const counts = new Map<string, number>();
+  for (const status of statuses) counts.set(String(status), (counts.get(String(status)) ?? 0) + 1);
+  return [...counts].map(([status, n]) => `${n}x${status}`).join(' ');
+}

@@ -1,7 +1,8 @@
 /**
- * Vitest global setup: the real services the suite needs, started once per run on loopback
- * by the project's own scripts (which install Debian's packages when missing), and stopped
- * at the end, also on failure. A service that cannot start fails the run.
+ * Vitest global setup (and the bench's benchmarks 5 and 6): the real services the suite
+ * needs, started once per run on loopback by the project's own scripts (which install
+ * Debian's packages when missing), and stopped at the end, also on failure. A service that
+ * cannot start fails the run.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
