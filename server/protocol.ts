@@ -38,16 +38,28 @@ function isValidMetadata(header: string): boolean {
 }
 
 export function tusProtocol(config: Config, state: ProtocolState): Koa.Middleware {
+  const checks = tusChecks(config, state);
   return async (ctx, next) => {
     const override = ctx.get('x-http-method-override').trim().toUpperCase();
-    if (override && ctx.method === 'POST') {
-      if (!TUS_METHODS.has(override)) {
-        setCors(ctx, config.ALLOWED_ORIGINS);
-        return refuse(ctx, 'E_BAD_REQUEST', `X-HTTP-Method-Override: ${override} is not a tus method.`);
-      }
-      ctx.req.method = override;
-      ctx.method = override;
+    if (!override || ctx.method !== 'POST') return checks(ctx, next);
+    if (!TUS_METHODS.has(override)) {
+      setCors(ctx, config.ALLOWED_ORIGINS);
+      return refuse(ctx, 'E_BAD_REQUEST', `X-HTTP-Method-Override: ${override} is not a tus method.`);
     }
+    ctx.req.method = override;
+    try {
+      return await checks(ctx, next);
+    } finally {
+      // The response goes out on a POST: Koa must write it as one (with a HEAD override it
+      // would announce a body by Content-Length and leave it out).
+      ctx.req.method = 'POST';
+    }
+  };
+}
+
+/** Every check of a tus request, on the method it stands for (after any override). */
+function tusChecks(config: Config, state: ProtocolState): Koa.Middleware {
+  return async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
     setCors(ctx, config.ALLOWED_ORIGINS);
     if (!TUS_METHODS.has(ctx.method)) {

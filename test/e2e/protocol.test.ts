@@ -88,6 +88,16 @@ describe('X-HTTP-Method-Override', () => {
     const bogus = await request(url, { method: 'POST', headers: { ...TUS, 'X-HTTP-Method-Override': 'TRACE' } });
     expect(bogus.status).toBe(400);
   });
+
+  it('a refused POST overridden to HEAD still gets the whole JSON body its headers announce (the wire method is POST)', async () => {
+    const asHead = { ...TUS, 'X-HTTP-Method-Override': 'HEAD' };
+    for (const url of [server.endpoint, `${server.endpoint}${'0'.repeat(32)}`]) {
+      const res = await request(url, { method: 'POST', headers: asHead });
+      expect(res.status).toBe(404);
+      expect(code(res)).toBe('E_NOT_FOUND');
+      if (res.headers['content-length'] !== undefined) expect(Buffer.byteLength(res.body)).toBe(Number(res.headers['content-length']));
+    }
+  });
 });
 
 describe('ids and urls', () => {
