@@ -55,6 +55,7 @@ const schema = z
 
     UPLOAD_EXPIRES_AFTER_MS: int(0).default(24 * 60 * 60 * 1000),
     IDLE_TIMEOUT_MS: int(1000).default(60_000),
+    HEADERS_TIMEOUT_MS: int(1000).default(60_000),
     SHUTDOWN_TIMEOUT_MS: int(0).default(25_000),
     REFUSAL_LINGER_MS: int(0, 60_000).default(1_000),
     MEDIA_MAX_AGE_SECONDS: int(0).default(31_536_000),

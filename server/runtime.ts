@@ -10,6 +10,7 @@ import { configureSharp } from '../hooks/transcode.ts';
 import { GatedStore, type GateDecision } from '../storage/gated-store.ts';
 import type { UploadRecord } from '../storage/records.ts';
 import { createApp } from './app.ts';
+import { answerClientError } from './client-errors.ts';
 import { policyOf, type Config } from './config.ts';
 import { installLingeringClose } from './lingering-close.ts';
 import type { Logger } from './logger.ts';
@@ -107,12 +108,14 @@ export function createRuntime(config: Config, log: Logger): Runtime {
     { config, tus, records: stores.records, store, finisher, log, media: stores.diskPublic, state, metrics: core.metrics },
     log,
   );
-  const http = createServer(app.callback());
+  // Node checks the headers timeout every connectionsCheckingInterval (30 s by default)
+  const http = createServer({ connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.HEADERS_TIMEOUT_MS / 2)) }, app.callback());
   // Long PATCH bodies must not be cut by Node's request timeout; idle sockets are cut instead.
   http.requestTimeout = 0;
-  http.headersTimeout = 60_000;
+  http.headersTimeout = config.HEADERS_TIMEOUT_MS;
   http.setTimeout(config.IDLE_TIMEOUT_MS);
   http.on('connection', (socket: Socket) => installLingeringClose(socket, config.REFUSAL_LINGER_MS));
+  http.on('clientError', answerClientError(log, core.metrics, config.HEADERS_TIMEOUT_MS));
   return {
     http,
     core,

@@ -3,6 +3,7 @@
  * discovery: raw HTTP requests, so every header is the test's own.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fixtures from '../support/fixtures.ts';
 import { create, head, patch, request, TUS } from '../support/http.ts';
@@ -224,6 +225,29 @@ describe('the rest of the app', () => {
     expect([missing.status, code(missing)]).toEqual([404, 'E_NOT_FOUND']);
   });
 
+  it('answers requests Node cannot parse with a JSON refusal too: 400 for broken HTTP, 431 for huge headers', async () => {
+    const garbage = await rawExchange(server.port, '<html>\r\n\r\n');
+    expect([garbage.status, garbage.json?.error.code]).toEqual([400, 'E_BAD_REQUEST']);
+    const huge = await rawExchange(server.port, `HEAD /files/${'0'.repeat(32)} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect([huge.status, huge.json?.error.code]).toEqual([431, 'E_HEADERS_TOO_LARGE']);
+    expect(huge.json?.error.message).toContain('16384 bytes');
+    await server.waitForLog((line) => line.msg === 'malformed request' && line.code === 'E_HEADERS_TOO_LARGE');
+  });
+
+  it('gives 408 with a JSON body to headers that never end (HEADERS_TIMEOUT_MS)', async () => {
+    const slow = await startServer({ env: { HEADERS_TIMEOUT_MS: '1000' } });
+    try {
+      const started = Date.now();
+      const res = await rawExchange(slow.port, 'POST /files HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n');
+      expect([res.status, res.json?.error.code]).toEqual([408, 'E_REQUEST_TIMEOUT']);
+      expect(res.json?.error.message).toContain('HEADERS_TIMEOUT_MS');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await slow.stop();
+      fs.rmSync(slow.dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('never answers with a stack trace', () => {
     for (const line of server.logs) {
       if (line.msg === 'request') expect(line.status).toBeLessThan(500);
@@ -241,3 +265,29 @@ describe('metrics', () => {
     expect(res.body).toContain('tusgate_finish_waiting');
   });
 });
+
+interface RawExchange {
+  status: number;
+  json?: { error: { code: string; message: string } };
+}
+
+/** Writes `text` on a fresh socket as is (no HTTP client in between) and reads the whole answer until the server closes. */
+function rawExchange(port: number, text: string): Promise<RawExchange> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => socket.destroy(new Error('no answer within 15 s')), 15_000);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      const answer = Buffer.concat(chunks).toString('utf8');
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+      const length = Number(/^content-length: *(\d+)/im.exec(head)?.[1] ?? -1);
+      if (length !== Buffer.byteLength(body)) reject(new Error(`announced ${length} body bytes, got ${Buffer.byteLength(body)}: ${answer.slice(0, 300)}`));
+      else resolve({ status, json: body ? (JSON.parse(body) as RawExchange['json']) : undefined });
+    });
+    socket.write(text);
+  });
+}

@@ -1,5 +1,23 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ERROR_STATUS } from '../../hooks/errors.ts';
 import { ConfigError, describeConfig, loadConfig } from '../../server/config.ts';
+
+const README = fs.readFileSync(path.join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+
+describe('the README', () => {
+  it('documents every configuration variable in its table', () => {
+    const variables = Object.keys(loadConfig({})).filter((key) => /^[A-Z][A-Z0-9_]+$/.test(key));
+    expect(variables.length).toBeGreaterThan(40);
+    expect(variables.filter((name) => !README.includes(`| \`${name}\` |`))).toEqual([]);
+  });
+
+  it('documents every error code with its status', () => {
+    const missing = Object.entries(ERROR_STATUS).filter(([code, status]) => !README.includes(`| \`${code}\` | ${status} |`));
+    expect(missing).toEqual([]);
+  });
+});
 
 describe('config', () => {
   it('has the documented defaults', () => {
