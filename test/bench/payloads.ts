@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { jpeg } from '../support/fixtures.ts';
+import { xorshift32 } from '../support/random.ts';
 
 let head: Buffer | undefined;
 
@@ -53,15 +54,8 @@ export function generatedBody(size: number, first: Buffer = Buffer.alloc(0), chu
  * noise) and fine grain, quality 90. `seed` varies the content.
  */
 export async function photo(seed: number, width = 4000, height = 3000): Promise<Buffer> {
-  let x = (seed * 2654435761) >>> 0 || 1;
-  const rnd = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x & 0xff;
-  };
+  const next = xorshift32(seed * 2654435761);
+  const rnd = () => next() & 0xff;
   const sw = Math.round(width / 20);
   const sh = Math.round(height / 20);
   const small = Buffer.alloc(sw * sh * 3);

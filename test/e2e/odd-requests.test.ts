@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fixtures from '../support/fixtures.ts';
 import { create, head, patch, request, type RawResponse } from '../support/http.ts';
+import { xorshift32 } from '../support/random.ts';
 import { startServer, type RunningServer } from '../support/server.ts';
 
 let server: RunningServer;
@@ -21,21 +22,14 @@ afterAll(async () => {
   expect(await server.stop()).toBe(0);
 });
 
-/** xorshift32: the same sequence for the same seed. */
+/** Seeded choices: every run makes the same ones. */
 function prng(seed: number): { below(n: number): number; chance(p: number): boolean; pick<T>(items: readonly T[]): T } {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
+  const next = xorshift32(seed);
+  const unit = () => next() / 2 ** 32;
   return {
-    below: (n) => Math.floor(next() * n),
-    chance: (p) => next() < p,
-    pick: (items) => items[Math.floor(next() * items.length)]!,
+    below: (n) => Math.floor(unit() * n),
+    chance: (p) => unit() < p,
+    pick: (items) => items[Math.floor(unit() * items.length)]!,
   };
 }
 
