@@ -8,10 +8,10 @@
  * instances' `upload received` log lines.
  */
 import path from 'node:path';
-import { s3Client, startNginx, type Nginx, type Services } from '../support/services.ts';
+import { createBuckets, emptyBucket, s3Client, s3Env, startNginx, type Nginx, type Services } from '../support/services.ts';
 import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
-import { createBuckets, emptyBucket, s3ChildEnv, S3_PART_SIZE } from './s3.ts';
+import { S3_PART_SIZE } from './s3.ts';
 import { MiB, startTusgate, type Target } from './servers.ts';
 import { countStatuses, fmt, MB, median } from './stats.ts';
 import { mdTable, type SummaryRow } from './table.ts';
@@ -67,7 +67,7 @@ export async function instancesBench(workDir: string, services: Services, rounds
   const buckets = { staging: `bench-multi-stage-${tag}`, public: `bench-multi-public-${tag}` };
   await createBuckets(s3, buckets.staging, buckets.public);
   const env = {
-    ...s3ChildEnv(services),
+    ...s3Env(services, {}, false),
     TUS_STORE: 's3',
     S3_BUCKET: buckets.staging,
     S3_PART_SIZE: String(S3_PART_SIZE),
@@ -83,6 +83,9 @@ export async function instancesBench(workDir: string, services: Services, rounds
   const b = await startTusgate(path.join(workDir, 'instance-b'), env);
   const port = (t: Target) => Number(new URL(t.endpoint).port);
   const proxies: Nginx[] = [];
+  const settle = async () => {
+    for (const bucket of Object.values(buckets)) await emptyBucket(s3, bucket);
+  };
   try {
     proxies.push(await startNginx(services, [port(a)]), await startNginx(services, [port(a), port(b)]));
     const endpoints: Record<Setup, string> = {
@@ -92,9 +95,6 @@ export async function instancesBench(workDir: string, services: Services, rounds
     };
     const uploads = 8;
     const size = 16 * MiB;
-    const settle = async () => {
-      for (const bucket of Object.values(buckets)) await emptyBucket(s3, bucket);
-    };
     // warm-up (not counted): every path once
     const warm = await imageBuffer(4 * MiB);
     for (const setup of SETUPS) await oneRun(endpoints[setup], [a, b], warm, 4);
@@ -120,8 +120,7 @@ export async function instancesBench(workDir: string, services: Services, rounds
     await Promise.allSettled(proxies.map((proxy) => proxy.stop()));
     await a.stop();
     await b.stop();
-    await emptyBucket(s3, buckets.staging).catch(() => 0);
-    await emptyBucket(s3, buckets.public).catch(() => 0);
+    await settle().catch(() => {});
   }
 }
 

@@ -8,17 +8,9 @@
  * line, written when @tus/server hands the completed upload to the finish. tusgate's final
  * response (after the finish: download, sha256, transcode, publish, delete) is reported too.
  */
-import {
-  CreateBucketCommand,
-  DeleteObjectsCommand,
-  ListMultipartUploadsCommand,
-  AbortMultipartUploadCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import path from 'node:path';
-import { s3Client, s3Env, type Services } from '../support/services.ts';
+import { createBuckets, emptyBucket, s3Client, s3Env, type Services } from '../support/services.ts';
 import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { readStat } from './proc.ts';
@@ -65,30 +57,6 @@ export interface S3Result {
   rounds: number;
   partSize: number;
   cases: S3Case[];
-}
-
-/** Every S3 setting a tusgate or baseline child needs to reach the test RGW (no buckets, no Redis). */
-export const s3ChildEnv = (services: Services): Record<string, string> => s3Env(services, {}, false);
-
-export async function createBuckets(s3: S3Client, ...buckets: string[]): Promise<void> {
-  for (const bucket of buckets) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-}
-
-/** Deletes every object and aborts every multipart upload in a bucket (RGW's memstore keeps them in RAM). */
-export async function emptyBucket(s3: S3Client, bucket: string): Promise<number> {
-  let removed = 0;
-  for (;;) {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1000 }));
-    const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
-    if (keys.length === 0) break;
-    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-    removed += keys.length;
-  }
-  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-  for (const upload of uploads.Uploads ?? []) {
-    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
-  }
-  return removed;
 }
 
 const cpuMsSince = (before: NodeJS.CpuUsage): number => {
@@ -156,7 +124,7 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
   const tag = Date.now().toString(36);
   const buckets = { put: `bench-put-${tag}`, baseline: `bench-bare-${tag}`, tusgate: `bench-gate-${tag}` };
   await createBuckets(s3, buckets.put, buckets.baseline, buckets.tusgate);
-  const env = s3ChildEnv(services);
+  const env = s3Env(services, {}, false);
   const baseline = await startBaseline(path.join(workDir, 's3-baseline'), {
     ...env,
     BENCH_STORE: 's3',

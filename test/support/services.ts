@@ -8,7 +8,14 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import type { TestProject } from 'vitest/node';
 import { ROOT, freePort, tempDir } from './server.ts';
 
@@ -114,6 +121,27 @@ export function s3Client(services: Services): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+}
+
+export async function createBuckets(s3: S3Client, ...buckets: string[]): Promise<void> {
+  for (const bucket of buckets) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+}
+
+/** Deletes every object and aborts every multipart upload in a bucket (RGW's memstore keeps them in RAM). */
+export async function emptyBucket(s3: S3Client, bucket: string): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1000 }));
+    const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
+    if (keys.length === 0) break;
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+    removed += keys.length;
+  }
+  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  for (const upload of uploads.Uploads ?? []) {
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+  }
+  return removed;
 }
 
 /** The environment that points a tusgate server at the test S3 server (and Redis, when asked). */
