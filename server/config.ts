@@ -60,6 +60,13 @@ const schema = z
     REFUSAL_LINGER_MS: int(0, 60_000).default(1_000),
     MEDIA_MAX_AGE_SECONDS: int(0).default(31_536_000),
     SWEEP_INTERVAL_MS: int(0).default(60 * 60 * 1000),
+    RESULT_RETENTION_MS: int(0).default(7 * 24 * 60 * 60 * 1000),
+    MIN_RECEIVE_BYTES_PER_S: int(0).default(1024),
+    RECEIVE_RATE_WINDOW_MS: int(1000).default(30_000),
+    FINISH_QUEUE_MAX: int(0).default(64),
+    FINISH_RETRY_BASE_MS: int(100).default(2_000),
+    FINISH_RETRY_MAX_MS: int(1000).default(10 * 60 * 1000),
+    STATE_CACHE_SIZE: int(0).default(10_000),
 
     TUS_STORE: z.enum(['file', 's3']).default('file'),
     PUBLIC_STORE: z.enum(['file', 's3']).default('file'),
@@ -76,6 +83,9 @@ const schema = z
     REDIS_KEY_PREFIX: z.string().default('tusgate:'),
     LOCK_TTL_MS: int(500).default(10_000),
     LOCK_TIMEOUT_MS: int(100).default(30_000),
+    LOCK_DRAIN_MS: int(0).default(3_000),
+    LOCK_POLL_MS: int(10).default(1_000),
+    FENCE_CHECK_BYTES: int(64 * 1024).default(MiB),
   })
   .superRefine((c, ctx) => {
     const require = (ok: boolean, path: string, message: string) => {
