@@ -2,26 +2,33 @@
  * The finish: once every byte of an allowed upload is staged, re-encode it, publish only
  * the artifact under a server-made key, record the result, and drop the staged original.
  *
- * Exactly once in effect, even across a crash:
- * - the artifact's name is chosen once and kept in the `processing` record, so a redo
+ * Exactly once in effect, across crashes and instances:
+ * - one instance finishes an upload at a time: it holds the `finish:<id>` lease, and its
+ *   state writes carry that lease's fence, so a finisher that lost it cannot record;
+ * - the artifact's name is chosen once and kept in the `processing` state, so a redo
  *   writes the same key (atomically) instead of a second artifact;
- * - the staged original is dropped only after the result is recorded;
- * - records left in `processing` are redone at start-up and on a status request.
+ * - the staged original is dropped only after the result is recorded; a cleanup that
+ *   fails is logged and retried, never reported to the client as a failure;
+ * - a finish that failed for a passing reason stays `processing` and is redone with
+ *   exponential backoff (on start-up, on a timer, or when a status request finds it due);
+ * - a staged original that vanished ends the upload `failed` with E_ORIGINAL_LOST.
  */
-import type { PublicStore } from '../storage/public-store.ts';
-import type { Artifact, RecordStore, StoredError, UploadRecord } from '../storage/records.ts';
 import { artifactKey, newId } from '../storage/keys.ts';
-import { Refusal, isRefusal, type ErrorCode } from './errors.ts';
+import type { Lease, Leases } from '../storage/leases.ts';
+import type { PublicStore } from '../storage/public-store.ts';
+import { StagedOriginalMissing, type StagedFile } from '../storage/staging.ts';
+import {
+  StaleFenceError,
+  type Artifact,
+  type StateOf,
+  type StoredError,
+  type UploadState,
+  type UploadStateStore,
+} from '../storage/upload-state.ts';
+import { Refusal, isErrorCode, isRefusal } from './errors.ts';
 import type { Policy } from './policy.ts';
 import type { Slots } from './slots.ts';
 import { transcode, type TranscodeOptions } from './transcode.ts';
-
-export interface StagedFile {
-  path: string;
-  bytes: number;
-  sha256: string;
-  release(): Promise<void>;
-}
 
 export interface FinishLog {
   info(fields: object, message: string): void;
@@ -29,40 +36,44 @@ export interface FinishLog {
 }
 
 export interface FinishDeps {
-  records: RecordStore;
+  states: UploadStateStore;
+  leases: Leases;
+  claimTtlMs: number;
   publicStore: PublicStore;
   /** The staged original as a local file (a path into the staging store, or a temporary copy). */
   stagedFile(id: string): Promise<StagedFile>;
-  /** Drops the staged original and the gate's state of an upload whose result is recorded. */
+  /** Drops the staged original of an upload whose result is recorded. */
   discardStaged(id: string): Promise<void>;
   publicBaseUrl: string;
   policy: Policy;
   transcode: TranscodeOptions;
   slots: Slots;
+  /** FINISH_QUEUE_MAX: finishes running or waiting for a slot before new uploads are refused. */
+  queueMax: number;
+  retry: { baseMs: number; maxMs: number };
+  /** How long a finish waits for another instance's result, and how often it looks. */
+  waitForOthersMs: number;
+  pollMs: number;
   log: FinishLog;
-  /**
-   * With several instances: claims the finish of an upload for this instance, or answers
-   * undefined when another instance is doing it. Without it, every finish is local.
-   */
-  claim?: (id: string) => Promise<{ release(): Promise<void> } | undefined>;
-  /** How long a finish waits for another instance's result before giving up. */
-  waitForOthersMs?: number;
   /** Told of every outcome (metrics). */
   observe?: (outcome: FinishOutcome, ms: number) => void;
 }
 
 export type FinishOutcome = { state: 'done'; artifact: Artifact } | { state: 'failed'; error: StoredError };
 
+const claimKey = (id: string): string => `finish:${id}`;
+
 export class Finisher {
   private readonly running = new Map<string, Promise<FinishOutcome>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly deps: FinishDeps) {}
 
   /** Finishes an upload; concurrent calls for one id share one run. */
-  finish(id: string, size: number): Promise<FinishOutcome> {
+  finish(id: string): Promise<FinishOutcome> {
     const current = this.running.get(id);
     if (current) return current;
-    const run = this.run(id, size).finally(() => this.running.delete(id));
+    const run = this.run(id).finally(() => this.running.delete(id));
     this.running.set(id, run);
     return run;
   }
@@ -71,69 +82,131 @@ export class Finisher {
     return this.running.has(id);
   }
 
-  /** Redoes every finish a previous process left in `processing`. */
+  /** Finishes running here or waiting for a slot. */
+  get load(): number {
+    return this.running.size;
+  }
+
+  /** True when a new upload would have no finish slot in sight (FINISH_QUEUE_MAX). */
+  get busy(): boolean {
+    return this.deps.queueMax > 0 && this.running.size >= this.deps.queueMax;
+  }
+
+  /** Starts a finish without waiting for it, if it is not running here and is due. */
+  finishInBackground(id: string, state?: UploadState): void {
+    if (this.running.has(id)) return;
+    if (state?.phase === 'processing' && state.retryAt > Date.now()) return;
+    this.finish(id).catch((error: unknown) => this.deps.log.warn({ uploadId: id, err: error }, 'finish failed; it will be retried'));
+  }
+
+  /** Redoes the finishes left in `processing` (an index: no scan of every record). */
   async recover(): Promise<number> {
-    const ids = await this.deps.records.listProcessing();
+    const ids = await this.deps.states.processing();
     for (const id of ids) {
-      const record = await this.deps.records.get(id);
-      if (record?.state !== 'processing') continue;
-      this.deps.log.info({ uploadId: id }, 'redoing an interrupted finish');
-      this.finish(id, record.size).catch((error: unknown) => {
-        this.deps.log.warn({ uploadId: id, err: error }, 'interrupted finish failed again');
-      });
+      const state = await this.deps.states.get(id);
+      if (state?.phase !== 'processing') continue;
+      this.deps.log.info({ uploadId: id, attempts: state.attempts }, 'redoing an interrupted finish');
+      this.later(id, Math.max(0, state.retryAt - Date.now()));
     }
     return ids.length;
   }
 
-  private async run(id: string, size: number): Promise<FinishOutcome> {
-    const claim = this.deps.claim ? await this.deps.claim(id) : { release: async () => {} };
-    if (!claim) return this.awaitOther(id);
-    try {
-      return await this.runClaimed(id, size);
-    } finally {
-      await claim.release();
-    }
+  stop(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
   }
 
-  /** Another instance is finishing this upload: wait for the result it records. */
-  private async awaitOther(id: string): Promise<FinishOutcome> {
-    const deadline = Date.now() + (this.deps.waitForOthersMs ?? 120_000);
+  private later(id: string, ms: number): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.finishInBackground(id);
+    }, ms);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private async run(id: string): Promise<FinishOutcome> {
+    const deadline = Date.now() + this.deps.waitForOthersMs;
     for (;;) {
-      const outcome = outcomeOf(await this.deps.records.get(id));
+      const claim = await this.deps.leases.take(claimKey(id), this.deps.claimTtlMs);
+      if (claim) {
+        try {
+          return await this.runClaimed(id, claim);
+        } catch (error) {
+          if (!(error instanceof StaleFenceError)) throw error;
+          // another instance took the finish over: its result counts
+        } finally {
+          await claim.release();
+        }
+      }
+      const outcome = outcomeOf(await this.deps.states.get(id));
       if (outcome) return outcome;
       if (Date.now() > deadline) throw new Error(`the finish of ${id} by another instance did not end in time`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await this.deps.leases.released(claimKey(id), this.deps.pollMs);
     }
   }
 
-  private async runClaimed(id: string, size: number): Promise<FinishOutcome> {
-    const { records, log } = this.deps;
-    const existing = await records.get(id);
-    const ended = outcomeOf(existing);
+  private async runClaimed(id: string, claim: Lease): Promise<FinishOutcome> {
+    const { states, log } = this.deps;
+    const state = await states.get(id);
+    if (!state) throw new Error(`upload ${id} has no state to finish`);
+    const ended = outcomeOf(state);
     if (ended) {
-      await this.deps.discardStaged(id);
+      if ((state.phase === 'done' || state.phase === 'failed') && state.staged) await this.cleanup(state, claim);
       return ended;
     }
-    const name = existing?.state === 'processing' ? existing.name : newId();
-    if (!existing) {
-      await records.put({ state: 'processing', id, size, name, since: new Date().toISOString() });
-    }
+    if (state.phase === 'pending') throw new Error(`upload ${id} is not allowed yet`);
+    const processing: StateOf<'processing'> =
+      state.phase === 'processing'
+        ? { ...state, updatedAt: Date.now() }
+        : { ...state, phase: 'processing', name: newId(), attempts: 0, retryAt: Date.now(), updatedAt: Date.now() };
+    await states.put(processing, claim);
     const started = Date.now();
-    let record: UploadRecord;
+    let result: StateOf<'done'> | StateOf<'failed'>;
     try {
-      const artifact = await this.deps.slots.run(() => this.publish(id, name));
-      record = { state: 'done', id, size, artifact, at: new Date().toISOString() };
+      const artifact = await this.deps.slots.run(() => this.publish(id, processing.name));
+      result = { ...common(processing), phase: 'done', artifact, staged: true, size: artifact.original.bytes, updatedAt: Date.now() };
       log.info({ uploadId: id, ...artifact, ms: Date.now() - started }, 'artifact published');
     } catch (error) {
-      if (!isRefusal(error)) throw error; // an infrastructure failure: stays `processing`, redone later
-      record = { state: 'failed', id, size, error: error.toJSON(), at: new Date().toISOString() };
-      log.warn({ uploadId: id, code: error.code, reason: error.message, ms: Date.now() - started }, 'upload failed at finish');
+      const refusal = isRefusal(error)
+        ? error
+        : error instanceof StagedOriginalMissing
+          ? new Refusal('E_ORIGINAL_LOST', "The upload's bytes were lost before they could be processed; upload the file again.")
+          : undefined;
+      if (!refusal) {
+        await this.retryLater(processing, claim, error);
+        throw error;
+      }
+      result = { ...common(processing), phase: 'failed', error: refusal.toJSON(), staged: true, updatedAt: Date.now() };
+      log.warn({ uploadId: id, code: refusal.code, reason: refusal.message, ms: Date.now() - started }, 'upload failed at finish');
     }
-    await records.put(record);
-    await this.deps.discardStaged(id);
-    const outcome = outcomeOf(record) as FinishOutcome;
+    await states.put(result, claim);
+    await this.cleanup(result, claim);
+    const outcome = outcomeOf(result) as FinishOutcome;
     this.deps.observe?.(outcome, Date.now() - started);
     return outcome;
+  }
+
+  /** A finish that failed for a passing reason (a store, a network): redone with backoff. */
+  private async retryLater(state: StateOf<'processing'>, claim: Lease, error: unknown): Promise<void> {
+    const { baseMs, maxMs } = this.deps.retry;
+    const attempts = state.attempts + 1;
+    const wait = Math.min(maxMs, baseMs * 2 ** (attempts - 1)) * (0.5 + Math.random() / 2);
+    const retryAt = Date.now() + Math.round(wait);
+    this.deps.log.warn({ uploadId: state.id, err: error, attempts, retryInMs: Math.round(wait) }, 'finish failed; it will be retried');
+    await this.deps.states.put({ ...state, attempts, retryAt, updatedAt: Date.now() }, claim).catch(() => {});
+    this.later(state.id, retryAt - Date.now());
+  }
+
+  /** Drops the staged original once the result is recorded; a failure is retried later, not reported. */
+  private async cleanup(state: StateOf<'done'> | StateOf<'failed'>, claim: Lease): Promise<void> {
+    try {
+      await this.deps.discardStaged(state.id);
+      await this.deps.states.put({ ...state, staged: false, updatedAt: Date.now() }, claim);
+    } catch (error) {
+      this.deps.log.warn({ uploadId: state.id, err: error }, 'the staged original could not be dropped yet; retried later');
+      this.later(state.id, this.deps.retry.baseMs);
+    }
   }
 
   private async publish(id: string, name: string): Promise<Artifact> {
@@ -159,15 +232,20 @@ export class Finisher {
   }
 }
 
-function outcomeOf(record: UploadRecord | undefined): FinishOutcome | undefined {
-  if (record?.state === 'done') return { state: 'done', artifact: record.artifact };
-  if (record?.state === 'failed') return { state: 'failed', error: record.error };
+function common(state: UploadState) {
+  const { id, createdAt, expiresAt, size, owner, profile } = state;
+  return { id, createdAt, expiresAt, size, ...(owner ? { owner } : {}), ...(profile ? { profile } : {}) };
+}
+
+export function outcomeOf(state: UploadState | undefined): FinishOutcome | undefined {
+  if (state?.phase === 'done') return { state: 'done', artifact: state.artifact };
+  if (state?.phase === 'failed' || state?.phase === 'refused') return { state: 'failed', error: state.error };
   return undefined;
 }
 
 /** The refusal a client gets for a failed finish. */
 export function failureRefusal(error: StoredError): Refusal {
-  return new Refusal(error.code as ErrorCode, error.message);
+  return new Refusal(isErrorCode(error.code) ? error.code : 'E_INTERNAL', error.message);
 }
 
 /** What clients see of an artifact (the key is an internal detail). */

@@ -103,9 +103,9 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
       return;
     }
     if (path === '/readyz') {
-      const ready = state.ready && !state.shuttingDown;
-      ctx.status = ready ? 200 : 503;
-      ctx.body = { status: ready ? 'ready' : state.shuttingDown ? 'shutting-down' : 'starting' };
+      const status = state.shuttingDown ? 'shutting-down' : !state.ready ? 'starting' : state.busy() ? 'busy' : 'ready';
+      ctx.status = status === 'ready' ? 200 : 503;
+      ctx.body = { status };
       return;
     }
     if (path.startsWith('/uploads/') && (ctx.method === 'GET' || ctx.method === 'HEAD')) {

@@ -57,6 +57,7 @@ const schema = z
     IDLE_TIMEOUT_MS: int(1000).default(60_000),
     HEADERS_TIMEOUT_MS: int(1000).default(60_000),
     SHUTDOWN_TIMEOUT_MS: int(0).default(25_000),
+    SHUTDOWN_HARD_EXIT_MS: int(0).default(5_000),
     REFUSAL_LINGER_MS: int(0, 60_000).default(1_000),
     MEDIA_MAX_AGE_SECONDS: int(0).default(31_536_000),
     SWEEP_INTERVAL_MS: int(0).default(60 * 60 * 1000),
@@ -92,6 +93,11 @@ const schema = z
       if (!ok) ctx.addIssue({ code: 'custom', path: [path], message });
     };
     require(c.MAX_TOTAL_PIXELS >= c.MAX_PIXELS, 'MAX_TOTAL_PIXELS', 'must be at least MAX_PIXELS');
+    require(
+      c.TUS_STORE !== 's3' || c.S3_PART_SIZE % c.FENCE_CHECK_BYTES === 0,
+      'FENCE_CHECK_BYTES',
+      'must divide S3_PART_SIZE (no part is handed to S3 without a lock check)',
+    );
     require(c.TUS_STORE !== 's3' || c.S3_BUCKET !== undefined, 'S3_BUCKET', 'required when TUS_STORE=s3');
     require(c.PUBLIC_STORE !== 's3' || c.PUBLIC_S3_BUCKET !== undefined, 'PUBLIC_S3_BUCKET', 'required when PUBLIC_STORE=s3');
     require(
@@ -111,6 +117,9 @@ export type Config = Readonly<
     publicBaseUrl: string;
     /** The tus endpoint's path. */
     tusPath: '/files';
+    /** Cache-Control of published artifacts (MEDIA_MAX_AGE_SECONDS), and of every API answer. */
+    mediaCacheControl: string;
+    apiCacheControl: 'no-store';
   }
 >;
 
@@ -139,6 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(raw.DATA_DIR),
     publicBaseUrl: (raw.PUBLIC_BASE_URL ?? `http://${shownHost}:${raw.PORT}/media`).replace(/\/+$/, ''),
     tusPath: '/files' as const,
+    mediaCacheControl: `public, max-age=${raw.MEDIA_MAX_AGE_SECONDS}, immutable`,
+    apiCacheControl: 'no-store' as const,
   });
 }
 

@@ -20,7 +20,7 @@ export function mediaHandler(store: DiskPublicStore, config: Config): (ctx: Koa.
     const file = await store.stat(key);
     if (!file) return refuse(ctx, 'E_NOT_FOUND', 'No such media.');
     ctx.set('Access-Control-Allow-Origin', '*');
-    ctx.set('Cache-Control', `public, max-age=${config.MEDIA_MAX_AGE_SECONDS}, immutable`);
+    ctx.set('Cache-Control', config.mediaCacheControl);
     ctx.set('Cross-Origin-Resource-Policy', 'cross-origin');
     ctx.type = TYPES[key.slice(key.lastIndexOf('.') + 1)] ?? 'application/octet-stream';
     ctx.etag = `"${file.size.toString(16)}-${file.modified.getTime().toString(16)}"`;

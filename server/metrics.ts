@@ -10,6 +10,9 @@ export interface Metrics {
   transcodeSeconds: Histogram<'outcome'>;
   transcodesWaiting: Gauge;
   requests: Counter<'method' | 'status'>;
+  slowReceives: Counter;
+  locksLost: Counter;
+  statesRebuilt: Counter<'phase'>;
 }
 
 /** `waiting` reads the number of finishes waiting for a transcode slot when scraped. */
@@ -44,5 +47,17 @@ export function createMetrics(waiting: () => number): Metrics {
       },
     }),
     requests: new Counter({ name: 'tusgate_http_requests_total', help: 'HTTP requests by method and status', labelNames: ['method', 'status'], registers }),
+    slowReceives: new Counter({
+      name: 'tusgate_slow_receives_total',
+      help: 'Request bodies cut for arriving slower than MIN_RECEIVE_BYTES_PER_S',
+      registers,
+    }),
+    locksLost: new Counter({ name: 'tusgate_locks_lost_total', help: 'Requests stopped because their upload lock was lost', registers }),
+    statesRebuilt: new Counter({
+      name: 'tusgate_states_rebuilt_total',
+      help: 'Upload states found missing and rebuilt from the staging store',
+      labelNames: ['phase'],
+      registers,
+    }),
   };
 }

@@ -5,12 +5,14 @@
  * - a missing or unsupported Tus-Resumable gets 412 with Tus-Version;
  * - a PATCH without Content-Type: application/offset+octet-stream gets 415;
  * - upload ids are validated before any store is touched; Upload-Metadata is bounded;
- * - new uploads are refused while the server shuts down.
+ * - new uploads are refused while the server shuts down, or while the finish queue is full;
+ * - request bodies must arrive at MIN_RECEIVE_BYTES_PER_S at least (receive-rate.ts).
  */
 import { Metadata } from '@tus/utils';
 import type Koa from 'koa';
 import { isId } from '../storage/keys.ts';
 import type { Config } from './config.ts';
+import { watchReceiveRate } from './receive-rate.ts';
 import { TUS_VERSION, refuse, setCors } from './responses.ts';
 
 const TUS_METHODS = new Set(['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -18,6 +20,10 @@ const OFFSET_STREAM = 'application/offset+octet-stream';
 
 export interface ProtocolState {
   shuttingDown: boolean;
+  /** True while the finish queue is full (FINISH_QUEUE_MAX). */
+  busy(): boolean;
+  /** Told when a request body is cut for arriving too slowly. */
+  onTooSlow(ctx: Koa.Context, received: number): void;
 }
 
 /** The upload id in a tus path, '' for the collection itself, undefined for anything else. */
@@ -107,6 +113,22 @@ function tusChecks(config: Config, state: ProtocolState): Koa.Middleware {
       ctx.set('Connection', 'close');
       ctx.set('Retry-After', '5');
       return refuse(ctx, 'E_SHUTTING_DOWN', 'The server is shutting down; retry the upload in a moment.');
+    }
+    if (ctx.method === 'POST' && state.busy()) {
+      ctx.set('Connection', 'close');
+      ctx.set('Retry-After', String(Math.ceil(config.FINISH_RETRY_BASE_MS / 1000)));
+      return refuse(
+        ctx,
+        'E_BUSY',
+        `The server is processing ${config.FINISH_QUEUE_MAX} uploads already (FINISH_QUEUE_MAX); retry the upload in a moment.`,
+      );
+    }
+    if (ctx.method === 'PATCH' || ctx.method === 'POST') {
+      watchReceiveRate(ctx.req, {
+        minBytesPerSecond: config.MIN_RECEIVE_BYTES_PER_S,
+        windowMs: config.RECEIVE_RATE_WINDOW_MS,
+        onTooSlow: (received) => state.onTooSlow(ctx, received),
+      });
     }
     return next();
   };

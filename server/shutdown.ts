@@ -7,9 +7,6 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { Runtime } from './runtime.ts';
 
-/** How long after the shutdown timeout the process exits whatever is still pending. */
-const HARD_EXIT_MARGIN_MS = 5_000;
-
 export function installShutdown(runtime: Runtime, config: Config, log: Logger, stopSweeper: () => void): void {
   let started = false;
   const shutdown = (signal: string) => {
@@ -17,6 +14,7 @@ export function installShutdown(runtime: Runtime, config: Config, log: Logger, s
     started = true;
     runtime.state.shuttingDown = true;
     stopSweeper();
+    runtime.core.finisher.stop();
     log.info({ signal, timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down');
     const deadline = setTimeout(() => {
       log.warn('shutdown timeout reached: closing the remaining connections');
@@ -25,7 +23,7 @@ export function installShutdown(runtime: Runtime, config: Config, log: Logger, s
     deadline.unref();
     // Last resort: nothing (a log destination that no longer drains, a store that hangs on
     // close) may keep the process from exiting.
-    setTimeout(() => process.exit(0), config.SHUTDOWN_TIMEOUT_MS + HARD_EXIT_MARGIN_MS).unref();
+    setTimeout(() => process.exit(0), config.SHUTDOWN_TIMEOUT_MS + config.SHUTDOWN_HARD_EXIT_MS).unref();
     runtime.http.close(() => {
       clearTimeout(deadline);
       log.info('all connections closed');

@@ -1,46 +1,39 @@
 /**
  * GET /uploads/:id — what became of an upload, for a client whose final response was lost:
  * the artifact record, or `{ state: receiving | processing | failed | refused, error? }`.
- * A complete upload whose finish is not running here (crash, lost process) is finished now.
+ * A complete upload whose finish is not running here (crash, lost process) is finished
+ * now, unless its last attempt failed and its backoff has not passed.
  */
 import type Koa from 'koa';
 import { publicView, type Finisher } from '../hooks/finish.ts';
-import type { GatedStore } from '../storage/gated-store.ts';
+import { isMissing, type GatedStore } from '../storage/gated-store.ts';
 import { isId } from '../storage/keys.ts';
-import type { RecordStore } from '../storage/records.ts';
-import type { Logger } from './logger.ts';
+import type { UploadStateStore } from '../storage/upload-state.ts';
+import type { Config } from './config.ts';
 import { refuse } from './responses.ts';
 
 export interface StatusDeps {
-  records: RecordStore;
+  config: Config;
+  states: UploadStateStore;
   store: GatedStore;
   finisher: Finisher;
-  log: Logger;
 }
 
-function isMissing(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && 'status_code' in error && (error.status_code === 404 || error.status_code === 410);
-}
-
-export function statusHandler({ records, store, finisher, log }: StatusDeps): (ctx: Koa.Context, id: string) => Promise<void> {
-  const finishInBackground = (id: string, size: number) => {
-    if (finisher.isRunning(id)) return;
-    finisher.finish(id, size).catch((error: unknown) => log.error({ err: error, uploadId: id }, 'finish failed'));
-  };
+export function statusHandler({ config, states, store, finisher }: StatusDeps): (ctx: Koa.Context, id: string) => Promise<void> {
   return async (ctx, id) => {
-    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Cache-Control', config.apiCacheControl);
     if (!isId(id)) return refuse(ctx, 'E_NOT_FOUND', 'There is no upload with this id.');
-    const record = await records.get(id);
-    if (record?.state === 'done') {
-      ctx.body = { state: 'done', ...publicView(record.artifact) };
+    const state = await states.get(id);
+    if (state?.phase === 'done') {
+      ctx.body = { state: 'done', ...publicView(state.artifact) };
       return;
     }
-    if (record?.state === 'failed' || record?.state === 'refused') {
-      ctx.body = { id, state: record.state, error: record.error };
+    if (state?.phase === 'failed' || state?.phase === 'refused') {
+      ctx.body = { id, state: state.phase, error: state.error };
       return;
     }
-    if (record?.state === 'processing') {
-      finishInBackground(id, record.size);
+    if (state?.phase === 'processing') {
+      finisher.finishInBackground(id, state);
       ctx.body = { id, state: 'processing' };
       return;
     }
@@ -52,7 +45,7 @@ export function statusHandler({ records, store, finisher, log }: StatusDeps): (c
       throw error;
     }
     if (upload.size !== undefined && upload.offset === upload.size) {
-      finishInBackground(id, upload.size);
+      finisher.finishInBackground(id);
       ctx.body = { id, state: 'processing' };
       return;
     }

@@ -1,19 +1,20 @@
 /**
  * The stores a configuration asks for: staging (TUS_STORE), public (PUBLIC_STORE), and the
- * shared state (gate prefixes, records, locks, S3Store's metadata cache) in Redis when
- * REDIS_URL is set, on local disk and in memory otherwise.
+ * upload state with its leases (locks, finish claims, the sweep) in Redis when REDIS_URL
+ * is set, on local disk and in this process otherwise.
  */
 import path from 'node:path';
-import { IoRedisKvStore, type Locker } from '@tus/utils';
+import { IoRedisKvStore } from '@tus/utils';
 import type { MetadataValue } from '@tus/s3-store';
 import { Redis } from 'ioredis';
-import { FileGateStateStore, type GateStateStore } from '../storage/gate-state.ts';
+import { MemoryLeases, type Leases } from '../storage/leases.ts';
 import { DiskPublicStore, S3PublicStore, type PublicStore } from '../storage/public-store.ts';
-import { FileRecordStore, type RecordStore } from '../storage/records.ts';
-import { RedisLocker, takeLease, type Lease } from '../storage/redis-locker.ts';
-import { RedisGateStateStore, RedisRecordStore } from '../storage/redis-state.ts';
+import { RedisLeases } from '../storage/redis-leases.ts';
+import { RedisUploadStateStore } from '../storage/redis-upload-state.ts';
 import { s3ClientConfig } from '../storage/s3-client.ts';
 import { createFileStaging, createS3Staging, type StagingStore } from '../storage/staging.ts';
+import { UploadLocker } from '../storage/upload-locker.ts';
+import { FileUploadStateStore, type UploadStateStore } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 
 export interface Stores {
@@ -21,11 +22,11 @@ export interface Stores {
   publicStore: PublicStore;
   /** Set when the app serves the public store itself at /media. */
   diskPublic?: DiskPublicStore;
-  gateState: GateStateStore;
-  records: RecordStore;
-  /** Distributed lock and finish claims; undefined in single-instance mode. */
-  locker?: Locker;
-  claim?: (key: string, ttlMs: number) => Promise<Lease | undefined>;
+  states: UploadStateStore;
+  leases: Leases;
+  locker: UploadLocker;
+  /** Why the shared state may not survive a restart, if it may not (logged at start-up). */
+  durabilityWarning(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -40,8 +41,6 @@ export function createStores(config: Config): Stores {
   const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 3 }) : undefined;
   const subscriber = redis?.duplicate();
   const prefix = config.REDIS_KEY_PREFIX;
-  // a held prefix lives as long as its upload may
-  const stateTtl = Math.max(config.UPLOAD_EXPIRES_AFTER_MS, 60_000) + 60 * 60 * 1000;
 
   const staging =
     config.TUS_STORE === 's3'
@@ -63,23 +62,41 @@ export function createStores(config: Config): Stores {
       client: s3,
       bucket: config.PUBLIC_S3_BUCKET ?? '',
       keyPrefix: config.PUBLIC_S3_KEY_PREFIX,
-      cacheControl: `public, max-age=${config.MEDIA_MAX_AGE_SECONDS}, immutable`,
+      cacheControl: config.mediaCacheControl,
     });
+
+  const memory = redis ? undefined : new MemoryLeases();
+  const leases: Leases = redis && subscriber ? new RedisLeases({ redis, subscriber, prefix }) : (memory ?? new MemoryLeases());
+  const states: UploadStateStore = redis
+    ? new RedisUploadStateStore({ redis, prefix, retentionMs: config.RESULT_RETENTION_MS })
+    : new FileUploadStateStore({
+        directory: dir('state'),
+        retentionMs: config.RESULT_RETENTION_MS,
+        holds: (fence) => memory?.holdsNow(fence) ?? false,
+      });
+  const locker = new UploadLocker(leases, { ttlMs: config.LOCK_TTL_MS, timeoutMs: config.LOCK_TIMEOUT_MS, pollMs: config.LOCK_POLL_MS });
 
   return {
     staging,
     publicStore,
     diskPublic,
-    gateState: redis ? new RedisGateStateStore(redis, prefix, stateTtl) : new FileGateStateStore(dir('gate')),
-    records: redis ? new RedisRecordStore(redis, prefix) : new FileRecordStore(dir('records')),
-    locker:
-      redis && subscriber
-        ? new RedisLocker({ redis, subscriber, prefix, ttlMs: config.LOCK_TTL_MS, acquireTimeoutMs: config.LOCK_TIMEOUT_MS })
-        : undefined,
-    claim: redis ? (key, ttlMs) => takeLease(redis, `${prefix}${key}`, ttlMs) : undefined,
+    states,
+    leases,
+    locker,
+    async durabilityWarning() {
+      if (!redis) return undefined;
+      try {
+        const info = await redis.info('persistence');
+        if (/^aof_enabled:1/m.test(info)) return undefined;
+        return 'Redis has no AOF (appendonly no): a restart of Redis loses the state of every upload in flight; set appendonly yes (README, "Several instances")';
+      } catch (error) {
+        return `could not read Redis's persistence settings: ${String(error)}`;
+      }
+    },
     async close() {
+      await leases.close?.();
       subscriber?.disconnect();
-      await redis?.quit();
+      await redis?.quit().catch(() => {});
     },
   };
 }

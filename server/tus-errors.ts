@@ -4,6 +4,7 @@
  */
 import { ERRORS } from '@tus/utils';
 import { ERROR_STATUS, Refusal, isRefusal, type ErrorBody, type ErrorCode } from '../hooks/errors.ts';
+import { StateUnavailableError } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 
 type Mapped = { status_code: number; body: string };
@@ -21,7 +22,7 @@ export function tusErrorTable(config: Config): Map<unknown, Refusal> {
     [ERRORS.INVALID_CONTENT_TYPE, 'E_CONTENT_TYPE', 'PATCH requires Content-Type: application/offset+octet-stream.'],
     [ERRORS.INVALID_METADATA, 'E_METADATA_INVALID', 'Upload-Metadata must be comma-separated "key base64value" pairs with unique keys.'],
     [ERRORS.INVALID_TERMINATION, 'E_UPLOAD_COMPLETE', 'A completed upload cannot be terminated.'],
-    [ERRORS.ERR_LOCK_TIMEOUT, 'E_LOCKED', 'Another request is working on this upload; retry in a moment.'],
+    [ERRORS.ERR_LOCK_TIMEOUT, 'E_LOCKED', `Another request is working on this upload and did not let go within ${config.LOCK_TIMEOUT_MS} ms (LOCK_TIMEOUT_MS); retry in a moment.`],
     [ERRORS.ABORTED, 'E_BAD_REQUEST', 'The request was aborted: another request took over this upload.'],
     [ERRORS.UNSUPPORTED_CONCATENATION_EXTENSION, 'E_NOT_IMPLEMENTED', 'The concatenation extension is not supported: disable parallel uploads in the client.'],
     [ERRORS.UNSUPPORTED_CREATION_DEFER_LENGTH_EXTENSION, 'E_NOT_IMPLEMENTED', 'Deferred length is not supported by this store.'],
@@ -36,10 +37,22 @@ export function tusErrorTable(config: Config): Map<unknown, Refusal> {
  */
 export function mapTusError(error: unknown, table: Map<unknown, Refusal>, onInternal: (error: unknown) => string): Mapped {
   if (isRefusal(error)) return error;
-  const known = table.get(error);
+  const known = table.get(error) ?? (isOverrun(error) ? table.get(ERRORS.ERR_SIZE_EXCEEDED) : undefined);
   if (known) return known;
+  if (error instanceof StateUnavailableError) {
+    onInternal(error);
+    return new Refusal('E_STATE_UNAVAILABLE', 'The upload state store is unavailable; nothing was lost: retry in a moment.');
+  }
   const requestId = onInternal(error);
   return new Refusal('E_INTERNAL', `Internal server error (request id ${requestId}); the upload can be resumed.`);
+}
+
+/**
+ * The body went past Upload-Length or the size limit: @tus/utils' StreamLimiter raises its
+ * own MaxFileExceededError (not exported, not the ERRORS value) when no Content-Length bounded it.
+ */
+function isOverrun(error: unknown): boolean {
+  return error instanceof Error && error.name === 'Error' && 'status_code' in error && error.status_code === 413;
 }
 
 const CODE_FOR_STATUS: Readonly<Record<number, ErrorCode>> = {

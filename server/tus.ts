@@ -1,13 +1,15 @@
 /** @tus/server wired to tusgate: the gated store, server-made ids, creation checks, the finish. */
 import { IncomingMessage } from 'node:http';
 import { Server } from '@tus/server';
-import type { Locker, Upload } from '@tus/utils';
+import type { Upload } from '@tus/utils';
 import type Koa from 'koa';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
+import { Refusal } from '../hooks/errors.ts';
 import { failureRefusal, publicView, type Finisher } from '../hooks/finish.ts';
 import { checkDeclaredLength, triage, type Policy } from '../hooks/policy.ts';
 import type { GatedStore } from '../storage/gated-store.ts';
 import { newId } from '../storage/keys.ts';
+import type { UploadLocker } from '../storage/upload-locker.ts';
 import type { Config } from './config.ts';
 import { requestLogger, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -20,7 +22,7 @@ export interface TusDeps {
   finisher: Finisher;
   log: Logger;
   metrics: Metrics;
-  locker?: Locker;
+  locker: UploadLocker;
 }
 
 interface NodeBacked {
@@ -44,7 +46,8 @@ export function createTusServer({ config, policy, store, finisher, log, metrics,
     exposedHeaders: ['X-Request-Id'],
     disableTerminationForFinishedUploads: true,
     namingFunction: () => newId(),
-    ...(locker ? { locker } : {}),
+    locker,
+    lockDrainTimeout: config.LOCK_DRAIN_MS,
 
     async onUploadCreate(req, upload: Upload) {
       const refusal = checkDeclaredLength(upload.size, policy) ?? triage(upload.metadata, policy);
@@ -64,12 +67,22 @@ export function createTusServer({ config, policy, store, finisher, log, metrics,
       // Waiting for a transcode slot is not idleness: keep the client's connection.
       socket?.setTimeout(0);
       try {
-        const outcome = await finisher.finish(upload.id, upload.size ?? upload.offset);
+        let outcome;
+        try {
+          outcome = await finisher.finish(upload.id);
+        } catch (error) {
+          // a passing failure (a store, a network): the finish is retried on its own
+          requestLogger(nodeReq, log).error({ err: error, uploadId: upload.id }, 'finish failed; it will be retried');
+          throw new Refusal(
+            'E_INTERNAL',
+            `Every byte was received, but processing failed for a passing reason and is retried; its result will be at /uploads/${upload.id}.`,
+          );
+        }
         if (outcome.state === 'failed') throw failureRefusal(outcome.error);
         return {
           // creation-with-upload that completes in its POST keeps its 201 (clients need the Location)
           status_code: req.method === 'POST' ? 201 : 200,
-          headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' },
+          headers: { 'Content-Type': 'application/json', 'Cache-Control': config.apiCacheControl },
           body: JSON.stringify(publicView(outcome.artifact)),
         };
       } finally {

@@ -3,19 +3,24 @@
  * S3Store) that holds back the first bytes of every upload until the gate has judged them.
  *
  * - pending: bytes are read from the request body and kept (in memory for this request,
- *   in the GateStateStore between requests) but never reach the staging store. The offset
+ *   in the upload's state between requests) but never reach the staging store. The offset
  *   reported to clients is the number of bytes held.
  * - allowed: the held bytes are handed to the staging store followed by the untouched
- *   request stream; later PATCHes go straight through (one map lookup).
- * - refused: the upload is removed from staging, a `refused` record is written, and the
+ *   request stream; later PATCHes go straight through.
+ * - refused: the upload is removed from staging, its state says `refused`, and the
  *   refusal is thrown as `{ status_code, body }`, which @tus/server sends as the response.
  *
+ * Every write happens under the upload's lock and carries its fence. Missing state is
+ * never read as "nothing received": it is rebuilt from the staging store (bytes there
+ * were allowed, and are judged again where they can be read back), or the request fails.
  * The gate itself is passed in as a function: storage does not know image formats.
  */
 import { Readable } from 'node:stream';
 import { DataStore, ERRORS, Upload } from '@tus/utils';
-import type { GateStateStore } from './gate-state.ts';
-import type { RecordStore, UploadRecord } from './records.ts';
+import { fencedStream, LeaseLostError } from './fenced-stream.ts';
+import type { Lease } from './leases.ts';
+import type { UploadLocker } from './upload-locker.ts';
+import { StaleFenceError, type StateOf, type UploadState, type UploadStateStore } from './upload-state.ts';
 
 export interface RefusalLike extends Error {
   status_code: number;
@@ -37,16 +42,35 @@ export interface VerdictEvent {
 
 export interface GatedStoreOptions {
   staging: DataStore;
-  gateState: GateStateStore;
-  records: RecordStore;
+  /** The first `bytes` of a staged upload, where the staging store can read them back (file staging). */
+  readHead?: (id: string, bytes: number) => Promise<Buffer | undefined>;
+  states: UploadStateStore;
+  locker: UploadLocker;
   judge: Judge;
+  /** How much of a staged upload is read back to judge it again when its state is lost. */
+  rejudgeBytes: number;
+  /** Lease checks against the lock store happen every this many bytes (and at the end). */
+  fenceCheckBytes: number;
+  /** UPLOAD_EXPIRES_AFTER_MS (0: never). */
+  expirationMs: number;
+  /** Allowed verdicts remembered in memory (they never change). */
+  cacheSize: number;
   /** The error later requests get for an upload that was refused or has ended. */
-  endedError: (record: UploadRecord) => RefusalLike;
+  endedError: (state: UploadState) => RefusalLike;
+  /** The error a request gets when its lock was lost under it. */
+  lockLostError: () => RefusalLike;
   onVerdict?: (event: VerdictEvent) => void;
+  /** Told when an upload's state was missing and rebuilt from the staging store. */
+  onRebuilt?: (id: string, state: UploadState) => void;
 }
 
-/** How many allowed verdicts are remembered in memory (they never change, so any is safe to forget). */
-const ALLOWED_CACHE_SIZE = 10_000;
+/** The gate judges again once this many more bytes arrived (doubling from the sniff window). */
+const FIRST_JUDGE_BYTES = 4100;
+const MAX_JUDGE_STEP = 256 * 1024;
+
+function nextJudgeAt(seen: number): number {
+  return seen < FIRST_JUDGE_BYTES ? FIRST_JUDGE_BYTES : seen + Math.min(seen, MAX_JUDGE_STEP);
+}
 
 export class GatedStore extends DataStore {
   readonly staging: DataStore;
@@ -63,30 +87,51 @@ export class GatedStore extends DataStore {
   }
 
   override async create(upload: Upload): Promise<Upload> {
-    return this.staging.create(upload);
+    const created = await this.staging.create(upload);
+    const createdAt = created.creation_date ? Date.parse(created.creation_date) : Date.now();
+    await this.options.states.put(
+      {
+        phase: 'pending',
+        held: 0,
+        id: created.id,
+        createdAt,
+        expiresAt: this.options.expirationMs > 0 ? createdAt + this.options.expirationMs : null,
+        size: created.size ?? null,
+        updatedAt: Date.now(),
+      },
+      this.lease(created.id),
+    );
+    return created;
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {
-    return this.staging.declareUploadLength(id, length);
+    await this.staging.declareUploadLength(id, length);
+    const state = await this.options.states.get(id);
+    if (state) await this.options.states.put({ ...state, size: length, updatedAt: Date.now() }, this.lease(id));
   }
 
+  /** Expired uploads are removed by the sweeper (server/sweeper.ts), which knows the upload state. */
   override async deleteExpired(): Promise<number> {
-    return this.staging.deleteExpired();
+    return 0;
   }
 
   override async remove(id: string): Promise<void> {
     this.allowed.delete(id);
-    await this.options.gateState.delete(id);
+    await this.options.states.delete(id, this.lease(id));
     await this.staging.remove(id);
   }
 
-  /** Drops the staged bytes and gate state of an upload whose result is recorded. */
+  /** Drops the staged bytes of an upload (its result is recorded, or it expired). */
   async discardStaged(id: string): Promise<void> {
     this.allowed.delete(id);
-    await this.options.gateState.delete(id);
     await this.staging.remove(id).catch((error: unknown) => {
       if (!isMissing(error)) throw error;
     });
+  }
+
+  /** The lease of the request working on `id` in this process, as a fence for state writes. */
+  private lease(id: string): Lease | undefined {
+    return this.options.locker.leaseOf(id);
   }
 
   override async getUpload(id: string): Promise<Upload> {
@@ -95,71 +140,119 @@ export class GatedStore extends DataStore {
         return await this.staging.getUpload(id);
       } catch (error) {
         if (!isMissing(error)) throw error;
-        this.allowed.delete(id); // finished elsewhere: the record tells
+        this.allowed.delete(id); // finished elsewhere: the state tells
       }
     }
-    const record = await this.options.records.get(id);
-    if (record?.state === 'refused') throw this.options.endedError(record);
-    if (record?.state === 'done' || record?.state === 'failed') {
-      // The staged bytes are gone, but a client resuming must learn the upload is complete.
-      return new Upload({ id, size: record.size, offset: record.size });
+    const state = (await this.options.states.get(id)) ?? (await this.rebuild(id));
+    switch (state.phase) {
+      case 'refused':
+        throw this.options.endedError(state);
+      case 'done':
+        return new Upload({ id, size: state.artifact.original.bytes, offset: state.artifact.original.bytes });
+      case 'failed':
+      case 'processing': {
+        // The staged bytes may be gone, but a client resuming must learn the upload is complete.
+        const size = state.size ?? (await this.staging.getUpload(id)).offset;
+        return new Upload({ id, size, offset: size });
+      }
+      case 'allowed': {
+        const upload = await this.staging.getUpload(id);
+        this.rememberAllowed(id);
+        return upload;
+      }
+      case 'pending': {
+        const upload = await this.staging.getUpload(id);
+        if (upload.offset > 0) return this.repairAllowed(state, upload);
+        upload.offset = state.held;
+        return upload;
+      }
     }
-    const upload = await this.staging.getUpload(id);
-    const state = await this.options.gateState.get(id);
-    if (state.verdict === 'allowed') {
-      this.rememberAllowed(id);
-    } else {
-      upload.offset = state.prefix.length;
-    }
-    return upload;
   }
 
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
-    if (this.allowed.has(id)) return this.staging.write(stream, id, offset);
-    const record = await this.options.records.get(id);
-    if (record) throw this.options.endedError(record);
-    const state = await this.options.gateState.get(id);
-    if (state.verdict === 'allowed') {
-      this.rememberAllowed(id);
-      return this.staging.write(stream, id, offset);
+    const lease = this.lease(id);
+    if (!lease) throw new Error(`write to upload ${id} without its lock`);
+    const input = this.fenced(stream, lease, offset);
+    try {
+      if (this.allowed.has(id)) return await this.staging.write(input, id, offset);
+      const state = (await this.options.states.get(id)) ?? (await this.rebuild(id));
+      if (state.phase === 'allowed') {
+        this.rememberAllowed(id);
+        return await this.staging.write(input, id, offset);
+      }
+      if (state.phase !== 'pending') throw this.options.endedError(state);
+      if (offset !== state.held) throw ERRORS.INVALID_OFFSET;
+      const upload = await this.staging.getUpload(id);
+      if (upload.offset > 0) {
+        // bytes in staging were allowed; the state lagged behind (see repairAllowed)
+        await this.repairAllowed(state, upload);
+        throw ERRORS.INVALID_OFFSET;
+      }
+      return await this.judgeStream(input, state, lease);
+    } catch (error) {
+      if (error instanceof LeaseLostError || error instanceof StaleFenceError || lease.lost.aborted || !lease.valid()) {
+        throw this.options.lockLostError();
+      }
+      throw error;
     }
-    if (offset !== state.prefix.length) throw ERRORS.INVALID_OFFSET;
-    const upload = await this.staging.getUpload(id);
-    return this.judgeStream(stream, id, upload.size, state.prefix);
   }
 
-  private async judgeStream(stream: Readable, id: string, size: number | undefined, held: Buffer): Promise<number> {
-    const chunks: Buffer[] = held.length > 0 ? [held] : [];
+  /** The body, checked against the lock's lease, when a lease can be lost (several instances). */
+  private fenced(stream: Readable, lease: Lease, offset: number): Readable {
+    const { leases } = this.options.locker;
+    if (!leases.canLose) return stream;
+    const fenced = fencedStream(lease, (fence) => leases.holds(fence), offset, this.options.fenceCheckBytes);
+    stream.on('error', (error) => fenced.destroy(error));
+    fenced.once('error', () => stream.unpipe(fenced));
+    return stream.pipe(fenced);
+  }
+
+  private async judgeStream(stream: Readable, state: StateOf<'pending'>, lease: Lease): Promise<number> {
+    const { id } = state;
+    const held = await this.options.states.prefix(id);
+    const size = state.size ?? undefined;
+    let chunks: Buffer[] = held.length > 0 ? [held] : [];
     let seen = held.length;
-    let ended = false;
+    let judgeAt = nextJudgeAt(seen);
+    const savePrefix = async () => {
+      if (seen === held.length) return;
+      const prefix = Buffer.concat(chunks, seen);
+      await this.options.states.put({ ...state, held: seen, updatedAt: Date.now() }, lease, prefix);
+    };
     for (;;) {
       let chunk: Buffer | null;
       try {
         chunk = await nextChunk(stream);
       } catch (error) {
-        if (seen > held.length) await this.options.gateState.savePrefix(id, Buffer.concat(chunks, seen));
+        if (!(error instanceof LeaseLostError)) await savePrefix();
         throw error;
       }
-      if (chunk === null) {
-        ended = true;
-      } else {
+      if (chunk !== null) {
         chunks.push(chunk);
         seen += chunk.length;
       }
+      const ended = chunk === null;
       const complete = size !== undefined && seen >= size;
+      if (!complete && seen < judgeAt) {
+        if (!ended) continue;
+        await savePrefix();
+        return seen;
+      }
       const prefix = Buffer.concat(chunks, seen);
+      chunks = [prefix];
       const decision = await this.options.judge(prefix, complete);
       if (decision.kind === 'need-more') {
+        judgeAt = nextJudgeAt(seen);
         if (!ended) continue;
-        if (seen > held.length) await this.options.gateState.savePrefix(id, prefix);
+        await savePrefix();
         return seen;
       }
       this.options.onVerdict?.({ id, decision, bytesSeen: seen });
       if (decision.kind === 'refuse') {
-        await this.refuse(id, decision.refusal);
+        await this.refuse(state, decision.refusal, lease);
         throw decision.refusal;
       }
-      await this.options.gateState.markAllowed(id);
+      await this.options.states.put({ ...phaseless(state), phase: 'allowed', updatedAt: Date.now() }, lease);
       this.rememberAllowed(id);
       // Replay the held bytes, then let the rest of the body flow on untouched.
       if (ended || stream.readableEnded) return this.staging.write(Readable.from([prefix]), id, 0);
@@ -168,18 +261,60 @@ export class GatedStore extends DataStore {
     }
   }
 
-  private async refuse(id: string, refusal: RefusalLike): Promise<void> {
-    await this.options.records.put({
-      state: 'refused',
+  private async refuse(state: UploadState, refusal: RefusalLike, lease?: Lease): Promise<void> {
+    await this.options.states.put(
+      { ...phaseless(state), phase: 'refused', error: { code: refusal.code, message: refusal.message }, updatedAt: Date.now() },
+      lease,
+    );
+    await this.discardStaged(state.id);
+  }
+
+  /**
+   * The state of an upload is missing (lost with a Redis that forgot it, or never written
+   * by a process that died): rebuild it from the staging store. Bytes reach staging only
+   * after the gate allowed them, so staged bytes mean `allowed`; where staging can read
+   * them back, the gate judges them again. Without staged bytes, nothing of the upload is
+   * kept anywhere: it is pending with nothing held, and the client resends from 0.
+   */
+  private async rebuild(id: string): Promise<UploadState> {
+    const upload = await this.staging.getUpload(id);
+    const createdAt = upload.creation_date ? Date.parse(upload.creation_date) : Date.now();
+    const base = {
       id,
-      error: { code: refusal.code, message: refusal.message },
-      at: new Date().toISOString(),
-    });
-    await this.discardStaged(id);
+      createdAt,
+      expiresAt: this.options.expirationMs > 0 ? createdAt + this.options.expirationMs : null,
+      size: upload.size ?? null,
+      updatedAt: Date.now(),
+    };
+    let state: UploadState = upload.offset > 0 ? { ...base, phase: 'allowed' } : { ...base, phase: 'pending', held: 0 };
+    if (upload.offset > 0) {
+      const head = await this.options.readHead?.(id, Math.min(upload.offset, this.options.rejudgeBytes));
+      const decision = head ? await this.options.judge(head, upload.size !== undefined && head.length >= upload.size) : undefined;
+      if (decision?.kind === 'refuse') {
+        this.options.onVerdict?.({ id, decision, bytesSeen: head?.length ?? 0 });
+        state = { ...base, phase: 'refused', error: { code: decision.refusal.code, message: decision.refusal.message } };
+        await this.options.states.put(state, this.lease(id));
+        await this.discardStaged(id);
+        this.options.onRebuilt?.(id, state);
+        return state;
+      }
+    }
+    await this.options.states.put(state, this.lease(id));
+    this.options.onRebuilt?.(id, state);
+    return state;
+  }
+
+  private async repairAllowed(state: UploadState, upload: Upload): Promise<Upload> {
+    const repaired: UploadState = { ...phaseless(state), phase: 'allowed', updatedAt: Date.now() };
+    await this.options.states.put(repaired, this.lease(state.id));
+    this.options.onRebuilt?.(state.id, repaired);
+    this.rememberAllowed(state.id);
+    return upload;
   }
 
   private rememberAllowed(id: string): void {
-    if (this.allowed.size >= ALLOWED_CACHE_SIZE) {
+    if (this.options.cacheSize === 0) return;
+    if (this.allowed.size >= this.options.cacheSize) {
       const oldest = this.allowed.values().next().value;
       if (oldest !== undefined) this.allowed.delete(oldest);
     }
@@ -187,7 +322,13 @@ export class GatedStore extends DataStore {
   }
 }
 
-function isMissing(error: unknown): boolean {
+/** The fields every phase shares (to move a record to another phase). */
+function phaseless(state: UploadState) {
+  const { id, createdAt, expiresAt, size, updatedAt, owner, profile } = state;
+  return { id, createdAt, expiresAt, size, updatedAt, ...(owner ? { owner } : {}), ...(profile ? { profile } : {}) };
+}
+
+export function isMissing(error: unknown): boolean {
   if (typeof error !== 'object' || error === null || !('status_code' in error)) return false;
   return error.status_code === 404 || error.status_code === 410;
 }

@@ -4,12 +4,11 @@
  * artifact at its key or nothing. Nothing the client sent (name, type, metadata) is
  * written with it.
  */
-import { randomBytes } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { isNotFound } from './atomic-file.ts';
+import { isNotFound, writeFileAtomic } from './atomic-file.ts';
 import { isArtifactKey } from './keys.ts';
 
 export interface PublicStore {
@@ -53,14 +52,8 @@ export class DiskPublicStore implements PublicStore {
     const target = this.file(key);
     await fs.mkdir(this.temp, { recursive: true });
     await fs.mkdir(path.dirname(target), { recursive: true });
-    const temp = path.join(this.temp, `${randomBytes(8).toString('hex')}.part`);
-    try {
-      await fs.writeFile(temp, data, { flag: 'wx' });
-      await fs.rename(temp, target);
-    } catch (error) {
-      await fs.rm(temp, { force: true });
-      throw error;
-    }
+    // written and fsynced under .incoming, renamed into place, its directory fsynced
+    await writeFileAtomic(target, data, this.temp);
   }
 
   async delete(key: string): Promise<void> {

@@ -14,6 +14,7 @@ import { FileStore } from '@tus/file-store';
 import { S3Store } from '@tus/s3-store';
 import { type DataStore, ERRORS, type KvStore } from '@tus/utils';
 import type { MetadataValue } from '@tus/s3-store';
+import { isNotFound } from './atomic-file.ts';
 
 /** The staged original as a local file the decoder can read at random, with its digest. */
 export interface StagedFile {
@@ -25,7 +26,23 @@ export interface StagedFile {
 
 export interface StagingStore {
   store: DataStore;
+  /** The staged original, whole; StagedOriginalMissing when the staging store has no such upload. */
   stagedFile(id: string): Promise<StagedFile>;
+  /** The first `bytes` of an incomplete upload, where the store can read them back (not S3's parts). */
+  readHead?(id: string, bytes: number): Promise<Buffer | undefined>;
+}
+
+/** The staging store has no original for this upload (it was removed, or never completed). */
+export class StagedOriginalMissing extends Error {
+  override name = 'StagedOriginalMissing';
+  constructor(readonly id: string) {
+    super(`the staged original of upload ${id} is not in the staging store`);
+  }
+}
+
+function isNoSuchObject(error: unknown): boolean {
+  if (error === ERRORS.FILE_NOT_FOUND || isNotFound(error)) return true;
+  return typeof error === 'object' && error !== null && 'name' in error && (error.name === 'NoSuchKey' || error.name === 'NotFound');
 }
 
 /** Streams `source` into `target` (if given) while hashing it; never holds it in memory. */
@@ -77,8 +94,22 @@ export function createFileStaging({ directory, expirationMs }: FileStagingOption
     store,
     async stagedFile(id) {
       const file = path.join(directory, id);
-      const { bytes, sha256 } = await digestFile(file);
-      return { path: file, bytes, sha256, release: async () => {} };
+      try {
+        const { bytes, sha256 } = await digestFile(file);
+        return { path: file, bytes, sha256, release: async () => {} };
+      } catch (error) {
+        throw isNoSuchObject(error) ? new StagedOriginalMissing(id) : error;
+      }
+    },
+    async readHead(id, bytes) {
+      const handle = await fs.open(path.join(directory, id), 'r');
+      try {
+        const buffer = Buffer.alloc(bytes);
+        const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+        return buffer.subarray(0, bytesRead);
+      } finally {
+        await handle.close();
+      }
     },
   };
 }
@@ -153,7 +184,7 @@ export function createS3Staging(options: S3StagingOptions): StagingStore {
         return { path: file, bytes, sha256, release: () => fs.rm(file, { force: true }) };
       } catch (error) {
         await fs.rm(file, { force: true });
-        throw error;
+        throw isNoSuchObject(error) ? new StagedOriginalMissing(id) : error;
       }
     },
   };

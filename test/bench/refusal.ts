@@ -26,7 +26,7 @@ export interface RefusalResult {
   serverRcharDelta: number;
   /** Every file under the data dir after the refusal, with its size. */
   files: Array<{ path: string; bytes: number }>;
-  /** Bytes of upload data persisted: every file except records/, gate/ and tus .json metadata. */
+  /** Bytes of upload data persisted: every file except state/ (the upload's record) and tus .json metadata. */
   persistedUploadBytes: number;
   headStatus: number | null;
 }
@@ -49,7 +49,7 @@ function codeOf(body: string): string | null {
 }
 
 function isMetadata(relative: string): boolean {
-  return relative.startsWith(`records${path.sep}`) || relative.startsWith(`gate${path.sep}`) || relative.endsWith('.json');
+  return relative.startsWith(`state${path.sep}`) || relative.endsWith('.json');
 }
 
 export async function refusalBench(workDir: string): Promise<RefusalResult> {

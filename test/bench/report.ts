@@ -267,7 +267,7 @@ export function markdown(results: Results): string {
         '- A raw POST creates the upload (Upload-Length 1 GiB, metadata filename photo.jpg, filetype image/jpeg: a disguise). Then one PATCH with Content-Length 1 GiB whose body is streamed from a generator (64 KiB chunks of random bytes; the first 64 KiB checked to match no file type). Like a naive client, it keeps sending after the response until the server closes the connection.',
         '- **Server bytes read**: `socketBytesRead` of the PATCH\'s request log line (socket.bytesRead when the response was sent). Cross-check: the server process\'s `rchar` (every byte it read from sockets, files and pipes) from the PATCH\'s start to the connection\'s close.',
         '- **Client bytes written**: the client socket\'s `bytesWritten` minus the request head, i.e. handed to the kernel (plus at most one queued 64 KiB write): loopback socket buffers hold a few MiB.',
-        '- **Persisted**: every file under the data dir afterwards; upload bytes = all files except records/, gate/ and tus `.json` metadata.',
+        '- **Persisted**: every file under the data dir afterwards; upload bytes = all files except state/ (the upload record) and tus `.json` metadata.',
       ].join('\n'),
     );
     out.push('');

@@ -11,6 +11,7 @@ import * as fixtures from '../support/fixtures.ts';
 import { request } from '../support/http.ts';
 import { filesUnder, startServer, type RunningServer } from '../support/server.ts';
 import { upload } from '../support/tus.ts';
+import { parseState } from '../../storage/upload-state.ts';
 
 interface ArtifactBody {
   id: string;
@@ -179,10 +180,10 @@ describe('chunking and creation', () => {
   });
 
   it('publishes exactly one artifact per completed upload', () => {
-    const records = filesUnder(path.join(server.dataDir, 'records')).map((file) =>
-      JSON.parse(fs.readFileSync(path.join(server.dataDir, 'records', file), 'utf8')) as { state: string },
-    );
-    const done = records.filter((record) => record.state === 'done').length;
+    const records = filesUnder(path.join(server.dataDir, 'state'))
+      .filter((file) => file.endsWith('.json'))
+      .map((file) => parseState(fs.readFileSync(path.join(server.dataDir, 'state', file), 'utf8')));
+    const done = records.filter((record) => record.phase === 'done').length;
     expect(done).toBeGreaterThan(0);
     expect(publicFiles()).toHaveLength(done);
   });

@@ -35,9 +35,9 @@ function patchLog(id: string, status: number): Promise<LogLine> {
   return server.waitForLog((line) => line.msg === 'request' && line.method === 'PATCH' && line.path === `/files/${id}` && line.status === status);
 }
 
-/** Nothing of the upload anywhere but its result record. */
+/** Nothing of the upload anywhere but its state record. */
 function expectNothingStored(id: string): void {
-  const leftovers = filesUnder(server.dataDir).filter((file) => file.includes(id) && !file.startsWith('records'));
+  const leftovers = filesUnder(server.dataDir).filter((file) => file.includes(id) && !file.startsWith('state'));
   expect(leftovers).toEqual([]);
   expect(filesUnder(path.join(server.dataDir, 'public')).filter((f) => !f.startsWith('.incoming'))).toEqual(
     expect.not.arrayContaining([expect.stringContaining(id)]),

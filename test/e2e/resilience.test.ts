@@ -11,6 +11,7 @@ import * as fixtures from '../support/fixtures.ts';
 import { create, cutPatch, head, patch, request, TUS } from '../support/http.ts';
 import { filesUnder, startServer, tempDir, type RunningServer } from '../support/server.ts';
 import { upload } from '../support/tus.ts';
+import { parseState } from '../../storage/upload-state.ts';
 
 const servers: RunningServer[] = [];
 const dirs: string[] = [];
@@ -147,10 +148,10 @@ describe('crashes during the finish', () => {
     const id = idOf(url);
     const finalPatch = patch(url, 0, image).catch(() => undefined);
     // the finish has recorded that it started (asking /uploads/:id could itself start it)
-    const recordFile = path.join(dataDir, 'records', `${id}.json`);
+    const recordFile = path.join(dataDir, 'state', `${id}.json`);
     await poll(async () => {
       if (!fs.existsSync(recordFile)) return undefined;
-      return (JSON.parse(fs.readFileSync(recordFile, 'utf8')) as { state: string }).state === 'processing' ? true : undefined;
+      return parseState(fs.readFileSync(recordFile, 'utf8')).phase === 'processing' ? true : undefined;
     });
     expect(await first.stop('SIGKILL')).toBeNull();
     await finalPatch;
@@ -221,7 +222,7 @@ describe('racing requests', () => {
     for (const res of results) expect(res.status).toBeGreaterThanOrEqual(400);
     expect(results.map((res) => res.status)).toContain(415);
     expect((await head(url)).status).toBe(410);
-    expect(filesUnder(server.dataDir).filter((file) => file.includes(idOf(url)) && !file.startsWith('records'))).toEqual([]);
+    expect(filesUnder(server.dataDir).filter((file) => file.includes(idOf(url)) && !file.startsWith('state'))).toEqual([]);
   });
 });
 
