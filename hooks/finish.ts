@@ -18,6 +18,7 @@ import type { Lease, Leases } from '../storage/leases.ts';
 import type { PublicStore } from '../storage/public-store.ts';
 import { StagedOriginalMissing, type StagedFile } from '../storage/staging.ts';
 import {
+  phaseless,
   StaleFenceError,
   type Artifact,
   type StateOf,
@@ -45,8 +46,8 @@ export interface FinishDeps {
   /** Drops the staged original of an upload whose result is recorded. */
   discardStaged(id: string): Promise<void>;
   publicBaseUrl: string;
-  policy: Policy;
-  transcode: TranscodeOptions;
+  /** The limits and output of an upload's profile (`default` when it names none). */
+  profile(name: string | undefined): { policy: Policy; transcode: TranscodeOptions };
   slots: Slots;
   /** FINISH_QUEUE_MAX: finishes running or waiting for a slot before new uploads are refused. */
   queueMax: number;
@@ -57,9 +58,11 @@ export interface FinishDeps {
   log: FinishLog;
   /** Told of every outcome (metrics). */
   observe?: (outcome: FinishOutcome, ms: number) => void;
+  /** Told of every result once it is recorded (webhooks). */
+  onResult?: (state: StateOf<'done'> | StateOf<'failed'>) => Promise<void>;
 }
 
-export type FinishOutcome = { state: 'done'; artifact: Artifact } | { state: 'failed'; error: StoredError };
+export type FinishOutcome = { state: 'done'; artifact: Artifact; profile?: string } | { state: 'failed'; error: StoredError };
 
 const claimKey = (id: string): string => `finish:${id}`;
 
@@ -99,14 +102,21 @@ export class Finisher {
     this.finish(id).catch((error: unknown) => this.deps.log.warn({ uploadId: id, err: error }, 'finish failed; it will be retried'));
   }
 
-  /** Redoes the finishes left in `processing` (an index: no scan of every record). */
+  /**
+   * Redoes the finishes left unfinished: in `processing`, or recorded with their staged
+   * original still to drop (an index: no scan of every record). One that another instance
+   * is running is waited for, not redone.
+   */
   async recover(): Promise<number> {
     const ids = await this.deps.states.processing();
     for (const id of ids) {
       const state = await this.deps.states.get(id);
-      if (state?.phase !== 'processing') continue;
-      this.deps.log.info({ uploadId: id, attempts: state.attempts }, 'redoing an interrupted finish');
-      this.later(id, Math.max(0, state.retryAt - Date.now()));
+      if (state?.phase === 'processing') {
+        this.deps.log.info({ uploadId: id, attempts: state.attempts }, 'redoing an interrupted finish');
+        this.later(id, Math.max(0, state.retryAt - Date.now()));
+      } else if ((state?.phase === 'done' || state?.phase === 'failed') && state.staged) {
+        this.later(id, 0); // its result is recorded: only the staged original is left to drop
+      }
     }
     return ids.length;
   }
@@ -164,8 +174,8 @@ export class Finisher {
     const started = Date.now();
     let result: StateOf<'done'> | StateOf<'failed'>;
     try {
-      const artifact = await this.deps.slots.run(() => this.publish(id, processing.name));
-      result = { ...common(processing), phase: 'done', artifact, staged: true, size: artifact.original.bytes, updatedAt: Date.now() };
+      const artifact = await this.deps.slots.run(() => this.publish(processing));
+      result = { ...phaseless(processing), phase: 'done', artifact, staged: true, size: artifact.original.bytes, updatedAt: Date.now() };
       log.info({ uploadId: id, ...artifact, ms: Date.now() - started }, 'artifact published');
     } catch (error) {
       const refusal = isRefusal(error)
@@ -177,12 +187,14 @@ export class Finisher {
         await this.retryLater(processing, claim, error);
         throw error;
       }
-      result = { ...common(processing), phase: 'failed', error: refusal.toJSON(), staged: true, updatedAt: Date.now() };
+      result = { ...phaseless(processing), phase: 'failed', error: refusal.toJSON(), staged: true, updatedAt: Date.now() };
       log.warn({ uploadId: id, code: refusal.code, reason: refusal.message, ms: Date.now() - started }, 'upload failed at finish');
     }
     await states.put(result, claim);
+    await this.deps.onResult?.(result);
     await this.cleanup(result, claim);
-    const outcome = outcomeOf(result) as FinishOutcome;
+    const outcome = outcomeOf(result);
+    if (!outcome) throw new Error(`upload ${id}: a result that is no outcome`);
     this.deps.observe?.(outcome, Date.now() - started);
     return outcome;
   }
@@ -209,11 +221,12 @@ export class Finisher {
     }
   }
 
-  private async publish(id: string, name: string): Promise<Artifact> {
+  private async publish({ id, name, profile }: StateOf<'processing'>): Promise<Artifact> {
     const staged = await this.deps.stagedFile(id);
+    const { policy, transcode: output } = this.deps.profile(profile);
     let image;
     try {
-      image = await transcode(staged.path, this.deps.policy, this.deps.transcode);
+      image = await transcode(staged.path, policy, output);
     } finally {
       await staged.release();
     }
@@ -232,14 +245,11 @@ export class Finisher {
   }
 }
 
-function common(state: UploadState) {
-  const { id, createdAt, expiresAt, size, owner, profile } = state;
-  return { id, createdAt, expiresAt, size, ...(owner ? { owner } : {}), ...(profile ? { profile } : {}) };
-}
 
 export function outcomeOf(state: UploadState | undefined): FinishOutcome | undefined {
-  if (state?.phase === 'done') return { state: 'done', artifact: state.artifact };
+  if (state?.phase === 'done') return { state: 'done', artifact: state.artifact, ...(state.profile ? { profile: state.profile } : {}) };
   if (state?.phase === 'failed' || state?.phase === 'refused') return { state: 'failed', error: state.error };
+  if (state?.phase === 'deleted') return { state: 'failed', error: { code: 'E_GONE', message: 'The artifact of this upload was deleted by its owner.' } };
   return undefined;
 }
 

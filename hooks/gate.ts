@@ -112,7 +112,7 @@ export async function judge(prefix: Uint8Array, complete: boolean, policy: Polic
     return refuse(
       new Refusal(
         'E_DIMENSIONS_TOO_LARGE',
-        `The image is ${width}x${height} pixels; each side may be at most ${fmt(policy.maxDimension)} pixels (MAX_DIMENSION).`,
+        `The image is ${width}x${height} pixels; each side may be at most ${fmt(policy.maxDimension)} pixels (${policy.names.maxDimension}).`,
       ),
       image,
     );
@@ -121,7 +121,7 @@ export async function judge(prefix: Uint8Array, complete: boolean, policy: Polic
     return refuse(
       new Refusal(
         'E_TOO_MANY_PIXELS',
-        `The image is ${width}x${height} = ${fmt(pixels)} pixels; the limit is ${fmt(policy.maxPixels)} pixels (MAX_PIXELS).`,
+        `The image is ${width}x${height} = ${fmt(pixels)} pixels; the limit is ${fmt(policy.maxPixels)} pixels (${policy.names.maxPixels}).`,
       ),
       image,
     );
@@ -137,13 +137,13 @@ export async function judge(prefix: Uint8Array, complete: boolean, policy: Polic
 export function checkFrames(frames: number, pixelsPerFrame: number, policy: Policy, exact = true): Refusal | undefined {
   const count = `${exact ? '' : 'at least '}${fmt(frames)}`;
   if (frames > policy.maxFrames) {
-    return new Refusal('E_TOO_MANY_FRAMES', `The animation has ${count} frames; the limit is ${fmt(policy.maxFrames)} frames (MAX_FRAMES).`);
+    return new Refusal('E_TOO_MANY_FRAMES', `The animation has ${count} frames; the limit is ${fmt(policy.maxFrames)} frames (${policy.names.maxFrames}).`);
   }
   const total = frames * pixelsPerFrame;
   if (total > policy.maxTotalPixels) {
     return new Refusal(
       'E_TOO_MANY_TOTAL_PIXELS',
-      `The animation has ${count} frames of ${fmt(pixelsPerFrame)} pixels = ${exact ? '' : 'at least '}${fmt(total)} pixels in all; the limit is ${fmt(policy.maxTotalPixels)} pixels (MAX_TOTAL_PIXELS).`,
+      `The animation has ${count} frames of ${fmt(pixelsPerFrame)} pixels = ${exact ? '' : 'at least '}${fmt(total)} pixels in all; the limit is ${fmt(policy.maxTotalPixels)} pixels (${policy.names.maxTotalPixels}).`,
     );
   }
   return undefined;

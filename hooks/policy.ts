@@ -7,7 +7,15 @@
 import { supportedExtensions } from 'file-type';
 import { Refusal } from './errors.ts';
 
+/** The image types tusgate can admit (a subset is ALLOWED_TYPES). */
+export const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'] as const;
+
+/** The limits a policy sets, by the names its messages give them. */
+export type LimitName = 'allowedTypes' | 'maxUploadBytes' | 'maxPixels' | 'maxDimension' | 'maxFrames' | 'maxTotalPixels';
+
 export interface Policy {
+  /** How a refusal names each limit: the environment variable, or the profile's field. */
+  names: Readonly<Record<LimitName, string>>;
   allowedTypes: readonly string[];
   maxUploadBytes: number;
   maxPixels: number;
@@ -83,7 +91,7 @@ export function checkDeclaredLength(length: number | undefined, policy: Policy):
   if (length !== undefined && length > policy.maxUploadBytes) {
     return new Refusal(
       'E_UPLOAD_TOO_LARGE',
-      `Upload-Length ${length.toLocaleString('en-US')} bytes exceeds the limit of ${policy.maxUploadBytes.toLocaleString('en-US')} bytes (MAX_UPLOAD_BYTES).`,
+      `Upload-Length ${length.toLocaleString('en-US')} bytes exceeds the limit of ${policy.maxUploadBytes.toLocaleString('en-US')} bytes (${policy.names.maxUploadBytes}).`,
     );
   }
   return undefined;

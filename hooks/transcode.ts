@@ -15,7 +15,10 @@ import type { Policy } from './policy.ts';
 export interface TranscodeOptions {
   format: 'webp' | 'avif';
   quality: number;
+  /** Fit inside a `longEdge` square, never enlarged; unless `cover` asks for exactly width x height. */
   longEdge: number;
+  /** Crop to fill exactly width x height (an avatar), enlarging when the image is smaller. */
+  cover?: { width: number; height: number };
   animation: 'animate' | 'first-frame';
   timeoutSeconds: number;
 }
@@ -64,7 +67,7 @@ export async function transcode(file: string, policy: Policy, options: Transcode
   if (pixels > policy.maxPixels || width > policy.maxDimension || frameHeight > policy.maxDimension) {
     throw new Refusal(
       'E_TOO_MANY_PIXELS',
-      `The image decodes to ${width}x${frameHeight} = ${fmt(pixels)} pixels; the limit is ${fmt(policy.maxPixels)} pixels (MAX_PIXELS) and ${fmt(policy.maxDimension)} per side (MAX_DIMENSION).`,
+      `The image decodes to ${width}x${frameHeight} = ${fmt(pixels)} pixels; the limit is ${fmt(policy.maxPixels)} pixels (${policy.names.maxPixels}) and ${fmt(policy.maxDimension)} per side (${policy.names.maxDimension}).`,
     );
   }
   const animate = frames > 1 && options.animation === 'animate' && options.format === 'webp';
@@ -77,7 +80,11 @@ export async function transcode(file: string, policy: Policy, options: Transcode
     const pipeline = sharp(file, { limitInputPixels, animated: animate, sequentialRead: true })
       .timeout({ seconds: options.timeoutSeconds })
       .autoOrient()
-      .resize({ width: options.longEdge, height: options.longEdge, fit: 'inside', withoutEnlargement: true })
+      .resize(
+        options.cover
+          ? { width: options.cover.width, height: options.cover.height, fit: 'cover', position: 'centre' }
+          : { width: options.longEdge, height: options.longEdge, fit: 'inside', withoutEnlargement: true },
+      )
       .toColourspace('srgb');
     const encoded =
       options.format === 'webp'

@@ -7,12 +7,17 @@ import type { Config } from './config.ts';
 import { bindRequestLogger, type Logger } from './logger.ts';
 import { mediaHandler } from './media.ts';
 import type { Metrics } from './metrics.ts';
-import { tusProtocol, type ProtocolState } from './protocol.ts';
+import { tusProtocol, uploadIdOf, type ProtocolState } from './protocol.ts';
 import { refuse, setCors } from './responses.ts';
-import { statusHandler, type StatusDeps } from './status.ts';
+import { admission, type AdmissionDeps } from './admission.ts';
+import { isLoopback } from './config.ts';
+import { identifier, type IdentityDeps } from './identity.ts';
+import { preflight, sameSecret, serveMetrics } from './responses.ts';
+import { deleteHandler, statusHandler, type StatusDeps } from './status.ts';
+import { isId } from '../storage/keys.ts';
 import { tusHandler } from './tus.ts';
 
-export interface AppDeps extends StatusDeps {
+export interface AppDeps extends StatusDeps, IdentityDeps, AdmissionDeps {
   config: Config;
   tus: TusServer;
   /** Set when the app itself serves the public store at /media. */
@@ -84,6 +89,10 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
   const protocol = tusProtocol(config, state);
   const tus = tusHandler(deps.tus);
   const status = statusHandler(deps);
+  const remove = deleteHandler(deps);
+  const identify = identifier(deps);
+  const admit = admission(deps);
+  const metricsOpen = config.METRICS_PORT === undefined && (config.METRICS_TOKEN !== undefined || isLoopback(config.HOST));
   const media = deps.media ? mediaHandler(deps.media, config) : undefined;
 
   app.use(requestLogging(log, deps.metrics));
@@ -91,16 +100,23 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
   app.use(async (ctx, next) => {
     const path = ctx.path;
     if (path === config.tusPath || path.startsWith(`${config.tusPath}/`)) {
-      return protocol(ctx, () => tus(ctx, next));
+      return protocol(ctx, async () => {
+        if (ctx.method === 'OPTIONS') return tus(ctx, next);
+        const context = await identify(ctx, uploadIdOf(path, config.tusPath) || undefined);
+        if (!context || !(await admit(ctx, context))) return;
+        return tus(ctx, next);
+      });
     }
     if (path === '/healthz') {
       ctx.body = { status: 'ok' };
       return;
     }
-    if (path === '/metrics' && ctx.method === 'GET') {
-      ctx.type = deps.metrics.registry.contentType;
-      ctx.body = await deps.metrics.registry.metrics();
-      return;
+    if (path === '/metrics' && ctx.method === 'GET' && metricsOpen) {
+      if (config.METRICS_TOKEN !== undefined && !sameSecret(ctx.get('authorization'), `Bearer ${config.METRICS_TOKEN}`)) {
+        ctx.set('WWW-Authenticate', 'Bearer realm="tusgate metrics"');
+        return refuse(ctx, 'E_UNAUTHENTICATED', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.');
+      }
+      return serveMetrics(ctx, deps.metrics);
     }
     if (path === '/readyz') {
       const status = state.shuttingDown ? 'shutting-down' : !state.ready ? 'starting' : state.busy() ? 'busy' : 'ready';
@@ -108,9 +124,15 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
       ctx.body = { status };
       return;
     }
-    if (path.startsWith('/uploads/') && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
-      setCors(ctx, config.ALLOWED_ORIGINS);
-      return status(ctx, path.slice('/uploads/'.length));
+    if (path.startsWith('/uploads/')) {
+      setCors(ctx, config);
+      const id = path.slice('/uploads/'.length);
+      if (ctx.method === 'OPTIONS') return preflight(ctx, 'GET, HEAD, DELETE');
+      if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && ctx.method !== 'DELETE') return next();
+      if (!isId(id)) return refuse(ctx, 'E_NOT_FOUND', 'There is no upload with this id.');
+      const context = await identify(ctx, id);
+      if (!context) return;
+      return ctx.method === 'DELETE' ? remove(ctx, id) : status(ctx, id, context);
     }
     if (media && path.startsWith('/media/')) {
       return media(ctx, path.slice('/media/'.length));

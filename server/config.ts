@@ -4,10 +4,15 @@
  * Each setting is an environment variable with a documented default (README.md,
  * "Configuration"). A bad value stops start-up with a message naming the variable.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Policy } from '../hooks/policy.ts';
+import { IMAGE_TYPES, type Policy } from '../hooks/policy.ts';
+import { buildProfiles, type Profiles } from '../hooks/profiles.ts';
+import type { TranscodeOptions } from '../hooks/transcode.ts';
+import type { AuthOptions } from './auth/index.ts';
+import { isWebhookSecret } from './webhooks/signing.ts';
 
 const MiB = 1024 * 1024;
 
@@ -22,8 +27,6 @@ const csv = z
   .string()
   .transform((s) => s.split(',').map((part) => part.trim()).filter((part) => part.length > 0));
 
-export const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'] as const;
-export type ImageType = (typeof IMAGE_TYPES)[number];
 
 const schema = z
   .object({
@@ -80,6 +83,34 @@ const schema = z
     S3_PART_SIZE: int(5 * MiB, 5 * 1024 * MiB).default(8 * MiB),
     S3_CHECKSUM_MODE: z.enum(['WHEN_REQUIRED', 'WHEN_SUPPORTED']).default('WHEN_REQUIRED'),
 
+    AUTH_MODE: z.enum(['none', 'jwt', 'hook']).optional(),
+    AUTH_JWT_SECRET: z.string().min(32, 'an HS256 secret of at least 32 characters').optional(),
+    AUTH_JWKS_URL: z.url().optional(),
+    AUTH_JWT_ISSUER: z.string().min(1).optional(),
+    AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+    AUTH_CLOCK_TOLERANCE_S: int(0, 600).default(30),
+    AUTH_HOOK_URL: z.url().optional(),
+    AUTH_HOOK_CACHE_MS: int(0).default(30_000),
+    AUTH_HOOK_TIMEOUT_MS: int(100).default(5_000),
+    CORS_ALLOW_CREDENTIALS: bool.default(false),
+    METRICS_TOKEN: z.string().min(16).optional(),
+    METRICS_PORT: int(1, 65535).optional(),
+
+    PROFILES_FILE: z.string().min(1).optional(),
+    PUBLIC_PROFILES: csv.default([]),
+    RATE_LIMIT_CREATES_PER_MIN: int(0).default(60),
+    MAX_ACTIVE_UPLOADS: int(0).default(20),
+    QUOTA_BYTES_PER_DAY: int(0).default(10 * 1024 * MiB),
+
+    WEBHOOK_URL: z.url().optional(),
+    WEBHOOK_SECRET: z.string().refine(isWebhookSecret, 'whsec_ followed by 24 to 64 bytes in base64 (the Standard Webhooks convention)').optional(),
+    WEBHOOK_TIMEOUT_MS: int(100).default(10_000),
+    WEBHOOK_RETRY_FOR_MS: int(0).default(24 * 60 * 60 * 1000),
+    WEBHOOK_RETRY_BASE_MS: int(10).default(1_000),
+    WEBHOOK_RETRY_MAX_MS: int(100).default(60 * 60 * 1000),
+    METADATA_KEYS: csv.pipe(z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'metadata keys are 1-64 letters, digits, _ . or -'))).default(['filename', 'filetype']),
+    HOOKS_MODULE: z.string().min(1).optional(),
+
     REDIS_URL: z.url().optional(),
     REDIS_KEY_PREFIX: z.string().default('tusgate:'),
     LOCK_TTL_MS: int(500).default(10_000),
@@ -99,6 +130,18 @@ const schema = z
       'must divide S3_PART_SIZE (no part is handed to S3 without a lock check)',
     );
     require(c.TUS_STORE !== 's3' || c.S3_BUCKET !== undefined, 'S3_BUCKET', 'required when TUS_STORE=s3');
+    require(
+      c.AUTH_MODE !== undefined || isLoopback(c.HOST),
+      'AUTH_MODE',
+      `required when HOST (${c.HOST}) is not a loopback address: set AUTH_MODE=jwt or hook, or AUTH_MODE=none to let anyone who reaches the port upload`,
+    );
+    require(
+      c.AUTH_MODE !== 'jwt' || (c.AUTH_JWT_SECRET === undefined) !== (c.AUTH_JWKS_URL === undefined),
+      'AUTH_MODE',
+      'AUTH_MODE=jwt needs exactly one of AUTH_JWT_SECRET (HS256) and AUTH_JWKS_URL (RS256, ES256, EdDSA)',
+    );
+    require(c.AUTH_MODE !== 'hook' || c.AUTH_HOOK_URL !== undefined, 'AUTH_HOOK_URL', 'required when AUTH_MODE=hook');
+    require(c.WEBHOOK_URL === undefined || c.WEBHOOK_SECRET !== undefined, 'WEBHOOK_SECRET', 'required when WEBHOOK_URL is set');
     require(c.PUBLIC_STORE !== 's3' || c.PUBLIC_S3_BUCKET !== undefined, 'PUBLIC_S3_BUCKET', 'required when PUBLIC_STORE=s3');
     require(
       c.PUBLIC_STORE !== 's3' || c.PUBLIC_BASE_URL !== undefined,
@@ -106,6 +149,11 @@ const schema = z
       'required when PUBLIC_STORE=s3 (the URL the bucket is served from, e.g. a CDN)',
     );
   });
+
+/** 127.0.0.0/8, ::1 and localhost: where an unauthenticated server is fine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 type Raw = z.infer<typeof schema>;
 
@@ -120,6 +168,8 @@ export type Config = Readonly<
     /** Cache-Control of published artifacts (MEDIA_MAX_AGE_SECONDS), and of every API answer. */
     mediaCacheControl: string;
     apiCacheControl: 'no-store';
+    /** AUTH_MODE, or `none` where that is allowed without saying so (a loopback HOST). */
+    authMode: 'none' | 'jwt' | 'hook';
   }
 >;
 
@@ -150,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tusPath: '/files' as const,
     mediaCacheControl: `public, max-age=${raw.MEDIA_MAX_AGE_SECONDS}, immutable`,
     apiCacheControl: 'no-store' as const,
+    authMode: raw.AUTH_MODE ?? 'none',
   });
 }
 
@@ -170,9 +221,70 @@ function redact(key: string, value: unknown): unknown {
   return value;
 }
 
+/** How requests are authenticated (AUTH_MODE and its variables). */
+export function authOptionsOf(config: Config): AuthOptions {
+  switch (config.authMode) {
+    case 'jwt':
+      return {
+        mode: 'jwt',
+        secret: config.AUTH_JWT_SECRET,
+        jwksUrl: config.AUTH_JWKS_URL,
+        issuer: config.AUTH_JWT_ISSUER,
+        audience: config.AUTH_JWT_AUDIENCE,
+        clockToleranceSec: config.AUTH_CLOCK_TOLERANCE_S,
+      };
+    case 'hook':
+      return { mode: 'hook', url: config.AUTH_HOOK_URL ?? '', cacheMs: config.AUTH_HOOK_CACHE_MS, timeoutMs: config.AUTH_HOOK_TIMEOUT_MS };
+    case 'none':
+      return { mode: 'none' };
+  }
+}
+
+/** The output of the default profile, as the configuration sets it. */
+export function transcodeOf(config: Config): TranscodeOptions {
+  return {
+    format: config.OUTPUT_FORMAT,
+    quality: config.OUTPUT_QUALITY,
+    longEdge: config.OUTPUT_LONG_EDGE,
+    animation: config.ANIMATION,
+    timeoutSeconds: Math.ceil(config.TRANSCODE_TIMEOUT_MS / 1000),
+  };
+}
+
+/** Every upload profile: `default` from the variables above, and the named ones of PROFILES_FILE. */
+export function profilesOf(config: Config): Profiles {
+  const defaults = { name: 'default', policy: policyOf(config), transcode: transcodeOf(config) };
+  let file: unknown = {};
+  if (config.PROFILES_FILE) {
+    try {
+      file = JSON.parse(fs.readFileSync(config.PROFILES_FILE, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`PROFILES_FILE=${config.PROFILES_FILE}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  let profiles: Profiles;
+  try {
+    profiles = buildProfiles(defaults, file);
+  } catch (error) {
+    const detail = error instanceof z.ZodError ? error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n') : String(error);
+    throw new ConfigError(`invalid PROFILES_FILE ${config.PROFILES_FILE}:\n${detail}`);
+  }
+  const unknown = config.PUBLIC_PROFILES.filter((name) => !profiles.has(name));
+  if (unknown.length > 0) throw new ConfigError(`PUBLIC_PROFILES names profiles that PROFILES_FILE does not define: ${unknown.join(', ')}`);
+  return profiles;
+}
+
 /** The gate's and the finish's policy, as the configuration sets it. */
 export function policyOf(config: Config): Policy {
   return {
+    names: {
+      allowedTypes: 'ALLOWED_TYPES',
+      maxUploadBytes: 'MAX_UPLOAD_BYTES',
+      maxPixels: 'MAX_PIXELS',
+      maxDimension: 'MAX_DIMENSION',
+      maxFrames: 'MAX_FRAMES',
+      maxTotalPixels: 'MAX_TOTAL_PIXELS',
+    },
     allowedTypes: config.ALLOWED_TYPES,
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     maxPixels: config.MAX_PIXELS,

@@ -13,6 +13,7 @@ export interface Metrics {
   slowReceives: Counter;
   locksLost: Counter;
   statesRebuilt: Counter<'phase'>;
+  webhooks: Counter<'outcome'>;
 }
 
 /** `waiting` reads the number of finishes waiting for a transcode slot when scraped. */
@@ -53,6 +54,12 @@ export function createMetrics(waiting: () => number): Metrics {
       registers,
     }),
     locksLost: new Counter({ name: 'tusgate_locks_lost_total', help: 'Requests stopped because their upload lock was lost', registers }),
+    webhooks: new Counter({
+      name: 'tusgate_webhook_attempts_total',
+      help: 'Webhook events by outcome: delivered, retried (an attempt failed), dead (given up)',
+      labelNames: ['outcome'],
+      registers,
+    }),
     statesRebuilt: new Counter({
       name: 'tusgate_states_rebuilt_total',
       help: 'Upload states found missing and rebuilt from the staging store',

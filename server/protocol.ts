@@ -49,7 +49,7 @@ export function tusProtocol(config: Config, state: ProtocolState): Koa.Middlewar
     const override = ctx.get('x-http-method-override').trim().toUpperCase();
     if (!override || ctx.method !== 'POST') return checks(ctx, next);
     if (!TUS_METHODS.has(override)) {
-      setCors(ctx, config.ALLOWED_ORIGINS);
+      setCors(ctx, config);
       return refuse(ctx, 'E_BAD_REQUEST', `X-HTTP-Method-Override: ${override} is not a tus method.`);
     }
     ctx.req.method = override;
@@ -67,7 +67,7 @@ export function tusProtocol(config: Config, state: ProtocolState): Koa.Middlewar
 function tusChecks(config: Config, state: ProtocolState): Koa.Middleware {
   return async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
-    setCors(ctx, config.ALLOWED_ORIGINS);
+    setCors(ctx, config);
     if (!TUS_METHODS.has(ctx.method)) {
       ctx.set('Allow', [...TUS_METHODS].join(', '));
       return refuse(ctx, 'E_NOT_FOUND', `${ctx.method} is not a tus method; the artifact of an upload is at the url its final response (or /uploads/:id) gives.`);

@@ -11,11 +11,20 @@ import { GatedStore, type GateDecision } from '../storage/gated-store.ts';
 import type { UploadState } from '../storage/upload-state.ts';
 import { createApp } from './app.ts';
 import { answerClientError } from './client-errors.ts';
-import { policyOf, type Config } from './config.ts';
+import { authOptionsOf, profilesOf, type Config } from './config.ts';
+import { defaultProfile, type Profile, type Profiles } from '../hooks/profiles.ts';
 import { installLingeringClose } from './lingering-close.ts';
 import { requestLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createAuthenticator } from './auth/index.ts';
+import { createQuotas } from './quotas.ts';
 import { createStores, type Stores } from './stores.ts';
+import { createEvents, eventData, type Events } from './events.ts';
+import { refusalOf, type InProcessHooks } from './hooks-module.ts';
+import { createWebhookDelivery, type WebhookDelivery } from './webhooks/deliver.ts';
+import { FileOutbox } from '../storage/outbox.ts';
+import { RedisOutbox } from '../storage/redis-outbox.ts';
+import path from 'node:path';
 import { createTusServer } from './tus.ts';
 
 function endedError(state: UploadState): Refusal {
@@ -31,24 +40,77 @@ export interface Core {
   store: GatedStore;
   finisher: Finisher;
   tus: TusServer;
+  profiles: Profiles;
+  events: Events;
+  /** Delivers the stored webhook events (started by the server, not by the sweep command). */
+  delivery?: WebhookDelivery;
 }
 
-/** Everything but HTTP: also used by the sweep command. */
-export function createCore(config: Config, log: Logger): Core {
+/** An extra gate rule of the application's (HOOKS_MODULE onVerdict): it may refuse; if it fails, the upload is refused. */
+async function askApp(onVerdict: NonNullable<InProcessHooks['onVerdict']>, state: UploadState, log: Logger): Promise<GateDecision> {
+  let reason: string | undefined;
+  try {
+    reason = refusalOf(await onVerdict(eventData(state)));
+  } catch (error) {
+    log.error({ err: error, uploadId: state.id }, 'HOOKS_MODULE onVerdict failed: the upload is refused');
+    reason = 'The application could not check this upload; try again later.';
+  }
+  return reason === undefined ? { kind: 'allow' } : { kind: 'refuse', refusal: new Refusal('E_REFUSED_BY_APP', reason) };
+}
+
+/** Webhook delivery, when WEBHOOK_URL is set: its outbox beside the upload state. */
+function createDelivery(config: Config, stores: Stores, metrics: Metrics, log: Logger): WebhookDelivery | undefined {
+  if (!config.WEBHOOK_URL || !config.WEBHOOK_SECRET) return undefined;
+  const outbox = stores.redis
+    ? new RedisOutbox({ redis: stores.redis, prefix: config.REDIS_KEY_PREFIX })
+    : new FileOutbox({ directory: path.join(config.dataDir, 'webhooks') });
+  return createWebhookDelivery({
+    url: config.WEBHOOK_URL,
+    secret: config.WEBHOOK_SECRET,
+    outbox,
+    leases: stores.leases,
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    retryForMs: config.WEBHOOK_RETRY_FOR_MS,
+    baseDelayMs: config.WEBHOOK_RETRY_BASE_MS,
+    maxDelayMs: config.WEBHOOK_RETRY_MAX_MS,
+    log,
+    metrics: {
+      delivered: () => metrics.webhooks.inc({ outcome: 'delivered' }),
+      retried: () => metrics.webhooks.inc({ outcome: 'retried' }),
+      dead: () => metrics.webhooks.inc({ outcome: 'dead' }),
+    },
+  });
+}
+
+/** Everything but HTTP: also used by the sweep command (which stores events but delivers none). */
+export function createCore(config: Config, log: Logger, hooks: InProcessHooks = {}): Core {
   configureSharp(config.SHARP_THREADS);
-  const policy = policyOf(config);
-  const stores = createStores(config);
+  const profiles = profilesOf(config);
+  const profile = (name: string | undefined): Profile => profiles.get(name ?? 'default') ?? defaultProfile(profiles);
+  let lastRedisError = 0;
+  const stores = createStores(config, (error) => {
+    // one line per second at most: ioredis reports every reconnection attempt
+    if (Date.now() - lastRedisError < 1000) return;
+    lastRedisError = Date.now();
+    log.warn({ err: error }, 'Redis connection error (requests that need it answer 503 E_STATE_UNAVAILABLE)');
+  });
   const slots = new Slots(config.TRANSCODE_CONCURRENCY);
   const metrics = createMetrics(() => slots.queued);
+  const delivery = createDelivery(config, stores, metrics, log);
+  const events = createEvents(delivery, hooks, log);
   const store = new GatedStore({
     staging: stores.staging.store,
     readHead: stores.staging.readHead,
     states: stores.states,
     locker: stores.locker,
-    judge: async (prefix, complete): Promise<GateDecision> => {
-      const verdict = await judge(prefix, complete, policy);
-      return verdict.kind === 'refuse' ? { kind: 'refuse', refusal: verdict.refusal } : verdict;
+    judge: async (prefix, complete, state): Promise<GateDecision> => {
+      const verdict = await judge(prefix, complete, profile(state.profile).policy);
+      if (verdict.kind === 'refuse') return { kind: 'refuse', refusal: verdict.refusal };
+      if (verdict.kind === 'allow' && hooks.onVerdict) return askApp(hooks.onVerdict, state, log);
+      return verdict;
     },
+    onCreated: (state) => events.emit('upload.created', state),
+    onRefused: (state) => events.emit('upload.refused', state),
     rejudgeBytes: config.GATE_METADATA_BYTES,
     fenceCheckBytes: config.FENCE_CHECK_BYTES,
     expirationMs: config.UPLOAD_EXPIRES_AFTER_MS,
@@ -81,28 +143,22 @@ export function createCore(config: Config, log: Logger): Core {
     stagedFile: (id) => stores.staging.stagedFile(id),
     discardStaged: (id) => store.discardStaged(id),
     publicBaseUrl: config.publicBaseUrl,
-    policy,
-    transcode: {
-      format: config.OUTPUT_FORMAT,
-      quality: config.OUTPUT_QUALITY,
-      longEdge: config.OUTPUT_LONG_EDGE,
-      animation: config.ANIMATION,
-      timeoutSeconds: Math.ceil(config.TRANSCODE_TIMEOUT_MS / 1000),
-    },
+    profile,
     slots,
     queueMax: config.FINISH_QUEUE_MAX,
     retry: { baseMs: config.FINISH_RETRY_BASE_MS, maxMs: config.FINISH_RETRY_MAX_MS },
     waitForOthersMs: config.TRANSCODE_TIMEOUT_MS * 2,
     pollMs: config.LOCK_POLL_MS,
     log,
+    onResult: (state) => events.emit(state.phase === 'done' ? 'artifact.published' : 'upload.failed', state),
     observe: (outcome, ms) => {
       metrics.transcodeSeconds.observe({ outcome: outcome.state }, ms / 1000);
       if (outcome.state === 'done') metrics.artifacts.inc({ format: outcome.artifact.format });
       else metrics.refusals.inc({ code: outcome.error.code, stage: 'finish' });
     },
   });
-  const tus = createTusServer({ config, policy, store, finisher, log, metrics, locker: stores.locker });
-  return { metrics, stores, store, finisher, tus };
+  const tus = createTusServer({ config, profiles, store, finisher, log, metrics, locker: stores.locker, onCreate: hooks.onCreate });
+  return { metrics, stores, store, finisher, tus, profiles, events, delivery };
 }
 
 export interface Runtime {
@@ -115,8 +171,8 @@ export interface Runtime {
   locations: Record<string, string>;
 }
 
-export function createRuntime(config: Config, log: Logger): Runtime {
-  const core = createCore(config, log);
+export function createRuntime(config: Config, log: Logger, hooks: InProcessHooks = {}): Runtime {
+  const core = createCore(config, log, hooks);
   const { stores, store, finisher, tus } = core;
   const state = {
     ready: false,
@@ -130,7 +186,26 @@ export function createRuntime(config: Config, log: Logger): Runtime {
       );
     },
   };
-  const app = createApp({ config, tus, states: stores.states, store, finisher, media: stores.diskPublic, state, metrics: core.metrics }, log);
+  const app = createApp(
+    {
+      config,
+      tus,
+      states: stores.states,
+      store,
+      finisher,
+      leases: stores.leases,
+      publicStore: stores.publicStore,
+      media: stores.diskPublic,
+      state,
+      metrics: core.metrics,
+      log,
+      profiles: core.profiles,
+      quotas: createQuotas(config, stores.states, stores.redis),
+      authenticate: createAuthenticator(authOptionsOf(config)),
+      onDeleted: (deleted) => core.events.emit('artifact.deleted', deleted),
+    },
+    log,
+  );
   // Node checks the headers timeout every connectionsCheckingInterval (30 s by default)
   const http = createServer({ connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.HEADERS_TIMEOUT_MS / 2)) }, app.callback());
   // Long PATCH bodies must not be cut by Node's request timeout; idle sockets are cut instead.
@@ -146,6 +221,7 @@ export function createRuntime(config: Config, log: Logger): Runtime {
     recover: async () => {
       const warning = await stores.durabilityWarning();
       if (warning) log.warn(warning);
+      core.delivery?.start();
       return {
         leftovers: (await stores.diskPublic?.removeLeftovers()) ?? 0,
         redone: await finisher.recover(),

@@ -27,8 +27,8 @@ export function installShutdown(runtime: Runtime, config: Config, log: Logger, s
     runtime.http.close(() => {
       clearTimeout(deadline);
       log.info('all connections closed');
-      runtime.core.stores
-        .close()
+      Promise.resolve(runtime.core.delivery?.stop())
+        .then(() => runtime.core.stores.close())
         .catch((error: unknown) => log.warn({ err: error }, 'closing the stores failed'))
         .finally(() => process.exit(0));
     });

@@ -25,12 +25,14 @@ export interface Stores {
   states: UploadStateStore;
   leases: Leases;
   locker: UploadLocker;
+  /** The shared state's connection, when there is one (rate limits count there too). */
+  redis?: Redis;
   /** Why the shared state may not survive a restart, if it may not (logged at start-up). */
   durabilityWarning(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
-export function createStores(config: Config): Stores {
+export function createStores(config: Config, onRedisError: (error: Error) => void = () => {}): Stores {
   const dir = (name: string) => path.join(config.dataDir, name);
   const s3 = s3ClientConfig({
     endpoint: config.S3_ENDPOINT,
@@ -40,6 +42,8 @@ export function createStores(config: Config): Stores {
   });
   const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 3 }) : undefined;
   const subscriber = redis?.duplicate();
+  // a Redis that restarts is an outage the requests answer (503), not an unhandled error event
+  for (const connection of [redis, subscriber]) connection?.on('error', (error: Error) => onRedisError(error));
   const prefix = config.REDIS_KEY_PREFIX;
 
   const staging =
@@ -83,6 +87,7 @@ export function createStores(config: Config): Stores {
     states,
     leases,
     locker,
+    redis,
     async durabilityWarning() {
       if (!redis) return undefined;
       try {

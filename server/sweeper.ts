@@ -93,6 +93,7 @@ async function sweepOne(core: Core, config: Config, id: string, now: number, log
     if (!isMissing(error)) throw error;
   });
   log.info({ uploadId: id, phase: state.phase, offset: staged?.offset ?? 0 }, 'upload expired');
+  await core.events.emit('upload.expired', state);
   return 'upload';
 }
 

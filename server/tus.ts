@@ -6,23 +6,30 @@ import type Koa from 'koa';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { Refusal } from '../hooks/errors.ts';
 import { failureRefusal, publicView, type Finisher } from '../hooks/finish.ts';
-import { checkDeclaredLength, triage, type Policy } from '../hooks/policy.ts';
+import { checkDeclaredLength, triage } from '../hooks/policy.ts';
+import { defaultProfile, type Profiles } from '../hooks/profiles.ts';
 import type { GatedStore } from '../storage/gated-store.ts';
 import { newId } from '../storage/keys.ts';
 import type { UploadLocker } from '../storage/upload-locker.ts';
+import { OWNER_KEY, PROFILE_KEY } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 import { requestLogger, type Logger } from './logger.ts';
+import { refusalOf, type InProcessHooks } from './hooks-module.ts';
+import { contextOf } from './request-context.ts';
+import { corsOrigin } from './responses.ts';
 import type { Metrics } from './metrics.ts';
 import { asJsonError, mapTusError, tusErrorTable } from './tus-errors.ts';
 
 export interface TusDeps {
   config: Config;
-  policy: Policy;
+  profiles: Profiles;
   store: GatedStore;
   finisher: Finisher;
   log: Logger;
   metrics: Metrics;
   locker: UploadLocker;
+  /** HOOKS_MODULE's onCreate: the application may refuse a new upload (403 E_FORBIDDEN). */
+  onCreate?: InProcessHooks['onCreate'];
 }
 
 interface NodeBacked {
@@ -35,14 +42,28 @@ function nodeRequestOf(req: NodeBacked): IncomingMessage | undefined {
   return node instanceof IncomingMessage ? node : undefined;
 }
 
-export function createTusServer({ config, policy, store, finisher, log, metrics, locker }: TusDeps): Server {
+/** Client metadata with the keys only the server may set removed, and null values dropped. */
+function clientMetadata(metadata: Upload['metadata']): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(metadata ?? {}).flatMap(([key, value]) => (value === null || key === OWNER_KEY || key === PROFILE_KEY ? [] : [[key, value]])),
+  );
+}
+
+export function createTusServer({ config, profiles, store, finisher, log, metrics, locker, onCreate }: TusDeps): Server {
   const errors = tusErrorTable(config);
+  const profileOf = (name: string | undefined) => profiles.get(name ?? 'default') ?? defaultProfile(profiles);
   return new Server({
     path: config.tusPath,
     datastore: store,
-    maxSize: config.MAX_UPLOAD_BYTES,
+    // the upload's own profile bounds its body (a deferred length, a creation-with-upload)
+    maxSize: async (req) => {
+      const context = contextOf(nodeRequestOf(req));
+      return profileOf(context?.state?.profile ?? context?.profile).policy.maxUploadBytes;
+    },
     respectForwardedHeaders: config.TRUST_PROXY,
-    allowedOrigins: config.ALLOWED_ORIGINS.length > 0 ? [...config.ALLOWED_ORIGINS] : undefined,
+    // the same decision as every other response's (responses.ts)
+    allowedOrigins: config.ALLOWED_ORIGINS.length > 0 || config.CORS_ALLOW_CREDENTIALS ? (origin) => corsOrigin(origin, config) !== undefined : undefined,
+    allowedCredentials: config.CORS_ALLOW_CREDENTIALS,
     exposedHeaders: ['X-Request-Id'],
     disableTerminationForFinishedUploads: true,
     namingFunction: () => newId(),
@@ -50,13 +71,41 @@ export function createTusServer({ config, policy, store, finisher, log, metrics,
     lockDrainTimeout: config.LOCK_DRAIN_MS,
 
     async onUploadCreate(req, upload: Upload) {
-      const refusal = checkDeclaredLength(upload.size, policy) ?? triage(upload.metadata, policy);
+      const nodeReq = nodeRequestOf(req);
+      const context = contextOf(nodeReq);
+      const profile = profileOf(context?.profile);
+      const refusal = checkDeclaredLength(upload.size, profile.policy) ?? triage(upload.metadata, profile.policy);
       if (refusal) {
         metrics.refusals.inc({ code: refusal.code, stage: 'creation' });
-        requestLogger(nodeRequestOf(req), log).warn({ code: refusal.code, reason: refusal.message }, 'upload refused at creation');
+        requestLogger(nodeReq, log).warn({ code: refusal.code, reason: refusal.message }, 'upload refused at creation');
         throw refusal;
       }
-      return {};
+      const metadata = clientMetadata(upload.metadata);
+      const owner = config.authMode === 'none' ? undefined : context?.identity.sub;
+      const meta = context?.identity.meta ?? {};
+      const kept = Object.fromEntries(config.METADATA_KEYS.flatMap((key) => (metadata[key] !== undefined ? [[key, metadata[key]]] : [])));
+      if (onCreate) {
+        let reason: string | undefined;
+        try {
+          reason = refusalOf(await onCreate({ uploadId: upload.id, owner: owner ?? null, profile: profile.name, meta, metadata: kept }));
+        } catch (error) {
+          requestLogger(nodeReq, log).error({ err: error }, 'HOOKS_MODULE onCreate failed: the upload is refused');
+          reason = 'The application could not check this upload; try again later.';
+        }
+        if (reason !== undefined) {
+          metrics.refusals.inc({ code: 'E_FORBIDDEN', stage: 'creation' });
+          throw new Refusal('E_FORBIDDEN', reason);
+        }
+      }
+      store.annotate(upload.id, {
+        owner,
+        profile: profile.name,
+        account: context?.quotaKey,
+        meta: Object.keys(meta).length > 0 ? meta : undefined,
+        metadata: Object.keys(kept).length > 0 ? kept : undefined,
+      });
+      // owner and profile also go with the staged upload, so a lost state can be rebuilt with them
+      return { metadata: { ...metadata, ...(owner ? { [OWNER_KEY]: owner } : {}), [PROFILE_KEY]: profile.name } };
     },
 
     async onUploadFinish(req, upload: Upload) {
@@ -83,7 +132,7 @@ export function createTusServer({ config, policy, store, finisher, log, metrics,
           // creation-with-upload that completes in its POST keeps its 201 (clients need the Location)
           status_code: req.method === 'POST' ? 201 : 200,
           headers: { 'Content-Type': 'application/json', 'Cache-Control': config.apiCacheControl },
-          body: JSON.stringify(publicView(outcome.artifact)),
+          body: JSON.stringify({ ...publicView(outcome.artifact), ...(outcome.profile ? { profile: outcome.profile } : {}) }),
         };
       } finally {
         socket?.setTimeout(config.IDLE_TIMEOUT_MS);

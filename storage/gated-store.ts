@@ -20,7 +20,16 @@ import { DataStore, ERRORS, Upload } from '@tus/utils';
 import { fencedStream, LeaseLostError } from './fenced-stream.ts';
 import type { Lease } from './leases.ts';
 import type { UploadLocker } from './upload-locker.ts';
-import { StaleFenceError, type StateOf, type UploadState, type UploadStateStore } from './upload-state.ts';
+import {
+  definedOnly,
+  OWNER_KEY,
+  phaseless,
+  PROFILE_KEY,
+  StaleFenceError,
+  type StateOf,
+  type UploadState,
+  type UploadStateStore,
+} from './upload-state.ts';
 
 export interface RefusalLike extends Error {
   status_code: number;
@@ -30,8 +39,14 @@ export interface RefusalLike extends Error {
 
 export type GateDecision = { kind: 'need-more' } | { kind: 'allow' } | { kind: 'refuse'; refusal: RefusalLike };
 
-/** Judges the first bytes of an upload; `complete` means they are all of it. */
-export type Judge = (prefix: Buffer, complete: boolean) => Promise<GateDecision>;
+/** Judges the first bytes of an upload (by its profile, in its state); `complete` means they are all of it. */
+export type Judge = (prefix: Buffer, complete: boolean, state: UploadState) => Promise<GateDecision>;
+
+/** What the server knows of a new upload beyond the tus request: who, with which profile. */
+export type Annotation = Pick<UploadState, 'owner' | 'profile' | 'account' | 'meta' | 'metadata'>;
+
+/** Annotations waiting for their upload's creation (a request that failed in between leaves one). */
+const MAX_ANNOTATIONS = 10_000;
 
 export interface VerdictEvent {
   id: string;
@@ -62,6 +77,9 @@ export interface GatedStoreOptions {
   onVerdict?: (event: VerdictEvent) => void;
   /** Told when an upload's state was missing and rebuilt from the staging store. */
   onRebuilt?: (id: string, state: UploadState) => void;
+  /** Told when an upload is created (its first state is written), and when the gate refused one. */
+  onCreated?: (state: UploadState) => Promise<void>;
+  onRefused?: (state: UploadState) => Promise<void>;
 }
 
 /** The gate judges again once this many more bytes arrived (doubling from the sniff window). */
@@ -75,6 +93,7 @@ function nextJudgeAt(seen: number): number {
 export class GatedStore extends DataStore {
   readonly staging: DataStore;
   private readonly allowed = new Set<string>();
+  private readonly annotations = new Map<string, Annotation>();
 
   constructor(private readonly options: GatedStoreOptions) {
     super();
@@ -86,21 +105,32 @@ export class GatedStore extends DataStore {
     return this.staging.getExpiration();
   }
 
+  /** Attaches what the server knows of upload `id` to its coming creation. */
+  annotate(id: string, annotation: Annotation): void {
+    if (this.annotations.size >= MAX_ANNOTATIONS) {
+      const oldest = this.annotations.keys().next().value;
+      if (oldest !== undefined) this.annotations.delete(oldest);
+    }
+    this.annotations.set(id, annotation);
+  }
+
   override async create(upload: Upload): Promise<Upload> {
+    const annotation = this.annotations.get(upload.id) ?? {};
+    this.annotations.delete(upload.id);
     const created = await this.staging.create(upload);
     const createdAt = created.creation_date ? Date.parse(created.creation_date) : Date.now();
-    await this.options.states.put(
-      {
-        phase: 'pending',
-        held: 0,
-        id: created.id,
-        createdAt,
-        expiresAt: this.options.expirationMs > 0 ? createdAt + this.options.expirationMs : null,
-        size: created.size ?? null,
-        updatedAt: Date.now(),
-      },
-      this.lease(created.id),
-    );
+    const state: UploadState = {
+      phase: 'pending',
+      held: 0,
+      id: created.id,
+      createdAt,
+      expiresAt: this.options.expirationMs > 0 ? createdAt + this.options.expirationMs : null,
+      size: created.size ?? null,
+      updatedAt: Date.now(),
+      ...definedOnly(annotation),
+    };
+    await this.options.states.put(state, this.lease(created.id));
+    await this.options.onCreated?.(state);
     return created;
   }
 
@@ -148,6 +178,7 @@ export class GatedStore extends DataStore {
       case 'refused':
         throw this.options.endedError(state);
       case 'done':
+      case 'deleted':
         return new Upload({ id, size: state.artifact.original.bytes, offset: state.artifact.original.bytes });
       case 'failed':
       case 'processing': {
@@ -240,7 +271,7 @@ export class GatedStore extends DataStore {
       }
       const prefix = Buffer.concat(chunks, seen);
       chunks = [prefix];
-      const decision = await this.options.judge(prefix, complete);
+      const decision = await this.options.judge(prefix, complete, state);
       if (decision.kind === 'need-more') {
         judgeAt = nextJudgeAt(seen);
         if (!ended) continue;
@@ -262,11 +293,10 @@ export class GatedStore extends DataStore {
   }
 
   private async refuse(state: UploadState, refusal: RefusalLike, lease?: Lease): Promise<void> {
-    await this.options.states.put(
-      { ...phaseless(state), phase: 'refused', error: { code: refusal.code, message: refusal.message }, updatedAt: Date.now() },
-      lease,
-    );
+    const refused: UploadState = { ...phaseless(state), phase: 'refused', error: { code: refusal.code, message: refusal.message }, updatedAt: Date.now() };
+    await this.options.states.put(refused, lease);
     await this.discardStaged(state.id);
+    await this.options.onRefused?.(refused);
   }
 
   /**
@@ -279,24 +309,29 @@ export class GatedStore extends DataStore {
   private async rebuild(id: string): Promise<UploadState> {
     const upload = await this.staging.getUpload(id);
     const createdAt = upload.creation_date ? Date.parse(upload.creation_date) : Date.now();
+    const owner = upload.metadata?.[OWNER_KEY] ?? undefined;
+    const profile = upload.metadata?.[PROFILE_KEY] ?? undefined;
     const base = {
       id,
       createdAt,
       expiresAt: this.options.expirationMs > 0 ? createdAt + this.options.expirationMs : null,
       size: upload.size ?? null,
       updatedAt: Date.now(),
+      ...(owner ? { owner, account: `sub:${owner}` } : {}),
+      ...(profile ? { profile } : {}),
     };
-    let state: UploadState = upload.offset > 0 ? { ...base, phase: 'allowed' } : { ...base, phase: 'pending', held: 0 };
+    const state: UploadState = upload.offset > 0 ? { ...base, phase: 'allowed' } : { ...base, phase: 'pending', held: 0 };
     if (upload.offset > 0) {
       const head = await this.options.readHead?.(id, Math.min(upload.offset, this.options.rejudgeBytes));
-      const decision = head ? await this.options.judge(head, upload.size !== undefined && head.length >= upload.size) : undefined;
+      const complete = upload.size !== undefined && head !== undefined && head.length >= upload.size;
+      const decision = head ? await this.options.judge(head, complete, state) : undefined;
       if (decision?.kind === 'refuse') {
         this.options.onVerdict?.({ id, decision, bytesSeen: head?.length ?? 0 });
-        state = { ...base, phase: 'refused', error: { code: decision.refusal.code, message: decision.refusal.message } };
-        await this.options.states.put(state, this.lease(id));
-        await this.discardStaged(id);
-        this.options.onRebuilt?.(id, state);
-        return state;
+        await this.refuse(state, decision.refusal, this.lease(id));
+        const refused = await this.options.states.get(id);
+        if (!refused) throw new Error(`upload ${id}: its refusal was not recorded`);
+        this.options.onRebuilt?.(id, refused);
+        return refused;
       }
     }
     await this.options.states.put(state, this.lease(id));
@@ -320,12 +355,6 @@ export class GatedStore extends DataStore {
     }
     this.allowed.add(id);
   }
-}
-
-/** The fields every phase shares (to move a record to another phase). */
-function phaseless(state: UploadState) {
-  const { id, createdAt, expiresAt, size, updatedAt, owner, profile } = state;
-  return { id, createdAt, expiresAt, size, updatedAt, ...(owner ? { owner } : {}), ...(profile ? { profile } : {}) };
 }
 
 export function isMissing(error: unknown): boolean {

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { isId } from './keys.ts';
 import type { Fence } from './leases.ts';
 import {
+  accountKey,
   FINISHED,
   keepFor,
   parseState,
@@ -16,12 +17,15 @@ import {
   StateUnavailableError,
   type UploadState,
   type UploadStateStore,
+  unfinishedWork,
 } from './upload-state.ts';
 
 const FENCED = `if ARGV[1] ~= '' and redis.call('get', KEYS[4]) ~= ARGV[1] then return 0 end`;
 
-// KEYS: state, processing, expiring, fence key; ARGV: token, id, doc, ttl, in processing, expiry score, prefix mode, prefix
+// KEYS: state, processing, expiring, fence key, account's active set; ARGV: token, id, doc, ttl,
+// in processing, expiry score, prefix mode, prefix, active ('add' | 'remove' | '')
 const PUT = `${FENCED}
+if ARGV[9] == 'add' then redis.call('sadd', KEYS[5], ARGV[2]) elseif ARGV[9] == 'remove' then redis.call('srem', KEYS[5], ARGV[2]) end
 redis.call('hset', KEYS[1], 'doc', ARGV[3])
 if ARGV[7] == 'set' then redis.call('hset', KEYS[1], 'prefix', ARGV[8])
 elseif ARGV[7] == 'drop' then redis.call('hdel', KEYS[1], 'prefix') end
@@ -31,6 +35,7 @@ if ARGV[6] ~= '' then redis.call('zadd', KEYS[3], ARGV[6], ARGV[2]) else redis.c
 return 1`;
 
 const DELETE = `${FENCED}
+redis.call('srem', KEYS[5], ARGV[2])
 redis.call('del', KEYS[1])
 redis.call('srem', KEYS[2], ARGV[2])
 redis.call('zrem', KEYS[3], ARGV[2])
@@ -57,10 +62,20 @@ export async function reach<T>(command: Promise<T>): Promise<T> {
 export class RedisUploadStateStore implements UploadStateStore {
   constructor(private readonly options: RedisStateOptions) {}
 
-  private keys(id: string, fence?: Fence): string[] {
+  private keys(id: string, fence?: Fence, account?: string): string[] {
     if (!isId(id)) throw new Error(`not an upload id: ${id}`);
     const { prefix } = this.options;
-    return [`${prefix}state:${id}`, `${prefix}processing`, `${prefix}expiring`, `${prefix}${fence?.key ?? 'no-fence'}`];
+    return [
+      `${prefix}state:${id}`,
+      `${prefix}processing`,
+      `${prefix}expiring`,
+      `${prefix}${fence?.key ?? 'no-fence'}`,
+      `${prefix}active:${account ? accountKey(account) : 'none'}`,
+    ];
+  }
+
+  async activeCount(account: string): Promise<number> {
+    return reach(this.options.redis.scard(`${this.options.prefix}active:${accountKey(account)}`));
   }
 
   async get(id: string): Promise<UploadState | undefined> {
@@ -92,24 +107,27 @@ export class RedisUploadStateStore implements UploadStateStore {
         ? String(state.expiresAt)
         : '';
     const mode = state.phase !== 'pending' ? 'drop' : prefix ? 'set' : 'keep';
+    const active = !state.account ? '' : FINISHED.has(state.phase) ? 'remove' : 'add';
     const ok = await reach(this.options.redis.eval(
       PUT,
-      4,
-      ...this.keys(state.id, fence),
+      5,
+      ...this.keys(state.id, fence, state.account),
       fence?.token ?? '',
       state.id,
       JSON.stringify(state),
       keep === null ? '' : String(Math.max(1, Math.ceil(keep))),
-      state.phase === 'processing' ? '1' : '0',
+      unfinishedWork(state) ? '1' : '0',
       score,
       mode,
       prefix ?? '',
+      active,
     ));
     if (Number(ok) !== 1) throw new StaleFenceError(state.id);
   }
 
   async delete(id: string, fence?: Fence): Promise<void> {
-    const ok = await reach(this.options.redis.eval(DELETE, 4, ...this.keys(id, fence), fence?.token ?? '', id));
+    const account = (await this.get(id).catch(() => undefined))?.account;
+    const ok = await reach(this.options.redis.eval(DELETE, 5, ...this.keys(id, fence, account), fence?.token ?? '', id));
     if (Number(ok) !== 1) throw new StaleFenceError(id);
   }
 

@@ -16,6 +16,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { readFileIfExists, removeFile, writeFileAtomic } from './atomic-file.ts';
 import { isId } from './keys.ts';
@@ -46,9 +47,14 @@ const base = {
   /** The declared Upload-Length; null while deferred. */
   size: z.number().int().nullable(),
   updatedAt: z.number().int(),
-  /** Room for who uploads and with which profile (set by the layers above). */
+  /** Who uploads (the subject that created it), and with which profile: set by the layers above. */
   owner: z.string().optional(),
   profile: z.string().optional(),
+  /** Who is charged for it (quotas, active uploads): the subject, or the client's address. */
+  account: z.string().optional(),
+  /** Attached by the application (a token's `meta`), and the client metadata the operator keeps. */
+  meta: z.record(z.string(), z.string()).optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
 };
 
 export const uploadStateSchema = z.discriminatedUnion('phase', [
@@ -68,13 +74,39 @@ export const uploadStateSchema = z.discriminatedUnion('phase', [
   z.object({ ...base, phase: z.literal('done'), artifact, staged: z.boolean() }),
   z.object({ ...base, phase: z.literal('failed'), error: storedError, staged: z.boolean() }),
   z.object({ ...base, phase: z.literal('refused'), error: storedError }),
+  /** The owner deleted the artifact (DELETE /uploads/:id). */
+  z.object({ ...base, phase: z.literal('deleted'), artifact }),
 ]);
 
 export type UploadState = z.infer<typeof uploadStateSchema>;
 export type Phase = UploadState['phase'];
 export type StateOf<P extends Phase> = Extract<UploadState, { phase: P }>;
 
-export const FINISHED: ReadonlySet<Phase> = new Set<Phase>(['done', 'failed', 'refused']);
+export const FINISHED: ReadonlySet<Phase> = new Set<Phase>(['done', 'failed', 'refused', 'deleted']);
+
+/** In the `processing` index: a finish to redo, or a result whose staged original is still to drop. */
+export function unfinishedWork(state: UploadState): boolean {
+  return state.phase === 'processing' || ((state.phase === 'done' || state.phase === 'failed') && state.staged);
+}
+
+/** Upload metadata keys the server sets at creation (a client's values for them are dropped). */
+export const OWNER_KEY = 'tusgate-owner';
+export const PROFILE_KEY = 'tusgate-profile';
+
+/** The index key of an account (its active uploads): a digest, so no subject reaches a path or key as is. */
+export function accountKey(account: string): string {
+  return createHash('sha256').update(account).digest('hex').slice(0, 32);
+}
+
+/** The fields every phase shares (to move a record to another phase). */
+export function phaseless(state: UploadState) {
+  const { id, createdAt, expiresAt, size, updatedAt, owner, profile, account, meta, metadata } = state;
+  return { id, createdAt, expiresAt, size, updatedAt, ...definedOnly({ owner, profile, account, meta, metadata }) };
+}
+
+export function definedOnly<T extends object>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
 
 export function parseState(raw: string): UploadState {
   return uploadStateSchema.parse(JSON.parse(raw));
@@ -112,8 +144,10 @@ export interface UploadStateStore {
   /** Writes the record (and, for `pending`, its held prefix, whose length must be `held`). */
   put(state: UploadState, fence?: Fence, prefix?: Buffer): Promise<void>;
   delete(id: string, fence?: Fence): Promise<void>;
-  /** Ids in `processing` (an index: no scan of every record). */
+  /** Ids with unfinished work: in `processing`, or a staged original to drop (an index: no scan of every record). */
   processing(): Promise<string[]>;
+  /** How many unfinished uploads (pending, allowed, processing) an account has (an index). */
+  activeCount(account: string): Promise<number>;
   /** Ids of unfinished uploads whose expiry is before `now`, and of finished ones past retention. */
   expired(now: number): Promise<string[]>;
   close?(): Promise<void>;
@@ -171,16 +205,37 @@ export class FileUploadStateStore implements UploadStateStore {
     this.check(state.id, fence);
     if (state.phase === 'pending' && prefix) await writeFileAtomic(this.file(state.id, 'prefix'), prefix);
     this.check(state.id, fence);
-    await writeFileAtomic(this.file(state.id, 'json'), JSON.stringify(state));
+    // the index is written before the record it points at, and dropped after: an entry
+    // without its record is harmless (readers check the record), a record without its entry is not
     const marker = path.join(this.processingDir, state.id);
-    if (state.phase === 'processing') await writeFileAtomic(marker, '');
-    else await removeFile(marker);
+    if (unfinishedWork(state)) await writeFileAtomic(marker, '');
+    await writeFileAtomic(this.file(state.id, 'json'), JSON.stringify(state));
+    if (!unfinishedWork(state)) await removeFile(marker);
     if (state.phase !== 'pending') await removeFile(this.file(state.id, 'prefix'));
+    if (state.account) {
+      const active = path.join(this.accountDir(state.account), state.id);
+      if (FINISHED.has(state.phase)) await removeFile(active);
+      else if (state.phase === 'pending' && state.held === 0) {
+        await fs.mkdir(path.dirname(active), { recursive: true });
+        await writeFileAtomic(active, '');
+      }
+    }
+  }
+
+  private accountDir(account: string): string {
+    return path.join(this.options.directory, 'accounts', accountKey(account));
+  }
+
+  async activeCount(account: string): Promise<number> {
+    const entries = await fs.readdir(this.accountDir(account)).catch(() => []);
+    return entries.filter(isId).length;
   }
 
   async delete(id: string, fence?: Fence): Promise<void> {
     await this.ready;
     this.check(id, fence);
+    const state = await this.get(id).catch(() => undefined);
+    if (state?.account) await removeFile(path.join(this.accountDir(state.account), id));
     await removeFile(this.file(id, 'json'));
     await removeFile(this.file(id, 'prefix'));
     await removeFile(path.join(this.processingDir, id));

@@ -45,6 +45,14 @@ async function refused(data: Uint8Array, complete = true, p: Policy = policy) {
 describe('the default policy', () => {
   it('is what the configuration documents', () => {
     expect(policy).toEqual({
+      names: {
+        allowedTypes: 'ALLOWED_TYPES',
+        maxUploadBytes: 'MAX_UPLOAD_BYTES',
+        maxPixels: 'MAX_PIXELS',
+        maxDimension: 'MAX_DIMENSION',
+        maxFrames: 'MAX_FRAMES',
+        maxTotalPixels: 'MAX_TOTAL_PIXELS',
+      },
       allowedTypes: ['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'],
       maxUploadBytes: 50 * KiB * KiB,
       maxPixels: 50_000_000,
