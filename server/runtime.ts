@@ -5,27 +5,25 @@ import type { Server as TusServer } from '@tus/server';
 import { Refusal } from '../hooks/errors.ts';
 import { Finisher } from '../hooks/finish.ts';
 import { judge } from '../hooks/gate.ts';
+import { defaultProfile, type Profile, type Profiles } from '../hooks/profiles.ts';
 import { Slots } from '../hooks/slots.ts';
 import { configureSharp } from '../hooks/transcode.ts';
 import { GatedStore, type GateDecision } from '../storage/gated-store.ts';
 import type { UploadState } from '../storage/upload-state.ts';
 import { createApp } from './app.ts';
+import { createAuthenticator } from './auth/index.ts';
 import { answerClientError } from './client-errors.ts';
 import { authOptionsOf, profilesOf, type Config } from './config.ts';
-import { defaultProfile, type Profile, type Profiles } from '../hooks/profiles.ts';
+import { createEvents, eventData, type Events } from './events.ts';
+import { refusalOf, type InProcessHooks } from './hooks-module.ts';
 import { installLingeringClose } from './lingering-close.ts';
 import { requestLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { createAuthenticator } from './auth/index.ts';
 import { createQuotas } from './quotas.ts';
 import { createStores, type Stores } from './stores.ts';
-import { createEvents, eventData, type Events } from './events.ts';
-import { refusalOf, type InProcessHooks } from './hooks-module.ts';
-import { createWebhookDelivery, type WebhookDelivery } from './webhooks/deliver.ts';
-import { FileOutbox } from '../storage/outbox.ts';
-import { RedisOutbox } from '../storage/redis-outbox.ts';
-import path from 'node:path';
 import { createTusServer } from './tus.ts';
+import { createDelivery } from './webhooks/from-config.ts';
+import type { WebhookDelivery } from './webhooks/deliver.ts';
 
 function endedError(state: UploadState): Refusal {
   if (state.phase === 'refused') {
@@ -56,30 +54,6 @@ async function askApp(onVerdict: NonNullable<InProcessHooks['onVerdict']>, state
     reason = 'The application could not check this upload; try again later.';
   }
   return reason === undefined ? { kind: 'allow' } : { kind: 'refuse', refusal: new Refusal('E_REFUSED_BY_APP', reason) };
-}
-
-/** Webhook delivery, when WEBHOOK_URL is set: its outbox beside the upload state. */
-function createDelivery(config: Config, stores: Stores, metrics: Metrics, log: Logger): WebhookDelivery | undefined {
-  if (!config.WEBHOOK_URL || !config.WEBHOOK_SECRET) return undefined;
-  const outbox = stores.redis
-    ? new RedisOutbox({ redis: stores.redis, prefix: config.REDIS_KEY_PREFIX })
-    : new FileOutbox({ directory: path.join(config.dataDir, 'webhooks') });
-  return createWebhookDelivery({
-    url: config.WEBHOOK_URL,
-    secret: config.WEBHOOK_SECRET,
-    outbox,
-    leases: stores.leases,
-    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-    retryForMs: config.WEBHOOK_RETRY_FOR_MS,
-    baseDelayMs: config.WEBHOOK_RETRY_BASE_MS,
-    maxDelayMs: config.WEBHOOK_RETRY_MAX_MS,
-    log,
-    metrics: {
-      delivered: () => metrics.webhooks.inc({ outcome: 'delivered' }),
-      retried: () => metrics.webhooks.inc({ outcome: 'retried' }),
-      dead: () => metrics.webhooks.inc({ outcome: 'dead' }),
-    },
-  });
 }
 
 /** Everything but HTTP: also used by the sweep command (which stores events but delivers none). */
