@@ -7,7 +7,7 @@
  * stays animated (every frame resized); otherwise only the first frame is kept.
  * Frame and total-pixel limits are checked on the whole file before anything is decoded.
  */
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata, Sharp, SharpOptions } from 'sharp';
 import { Refusal } from './errors.ts';
 import { checkFrames } from './gate.ts';
 import type { Policy } from './policy.ts';
@@ -34,10 +34,26 @@ export interface Transcoded {
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
 
-/** Sets sharp's process-wide knobs: threads per image and no operation cache. */
+let threads = 1;
+let loaded: Promise<(input: string, options: SharpOptions) => Sharp> | undefined;
+
+/**
+ * sharp (libvips, some 28 MB of resident memory) is loaded by the first finish, not at
+ * start-up: a process that only receives does not carry it. Its process-wide knobs are set
+ * then: threads per image, no operation cache.
+ */
+function loadSharp(): Promise<(input: string, options: SharpOptions) => Sharp> {
+  loaded ??= import('sharp').then(({ default: sharp }) => {
+    sharp.concurrency(threads);
+    sharp.cache(false);
+    return (input, options) => sharp(input, options);
+  });
+  return loaded;
+}
+
+/** SHARP_THREADS: libvips threads per image (0: libvips' default), applied when sharp loads. */
 export function configureSharp(threadsPerImage: number): void {
-  sharp.concurrency(threadsPerImage);
-  sharp.cache(false);
+  threads = threadsPerImage;
 }
 
 function decodeFailure(error: unknown, file: string): Refusal {
@@ -55,7 +71,7 @@ export async function transcode(file: string, policy: Policy, options: Transcode
   try {
     // One page only: `animated: true` would make libheif load every top-level item of an AVIF
     // (they are not frames) and fail on a file whose primary item alone decodes (pitm).
-    metadata = await sharp(file, { limitInputPixels: false }).metadata();
+    metadata = await (await loadSharp())(file, { limitInputPixels: false }).metadata();
   } catch (error) {
     throw decodeFailure(error, file);
   }
@@ -77,6 +93,7 @@ export async function transcode(file: string, policy: Policy, options: Transcode
   }
   const limitInputPixels = animate ? pixels * frames : pixels;
   try {
+    const sharp = await loadSharp();
     const pipeline = sharp(file, { limitInputPixels, animated: animate, sequentialRead: true })
       .timeout({ seconds: options.timeoutSeconds })
       .autoOrient()

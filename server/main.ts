@@ -42,7 +42,7 @@ async function serveMetricsPort(runtime: Runtime, config: Config): Promise<void>
 async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger(config.LOG_LEVEL);
-  const runtime = createRuntime(config, log, await loadHooksModule(config.HOOKS_MODULE));
+  const runtime = await createRuntime(config, log, await loadHooksModule(config.HOOKS_MODULE));
   const stopSweeper = startSweeper(runtime.core, config, log);
   installShutdown(runtime, config, log, stopSweeper);
   await new Promise<void>((resolve, reject) => {

@@ -57,12 +57,12 @@ async function askApp(onVerdict: NonNullable<InProcessHooks['onVerdict']>, state
 }
 
 /** Everything but HTTP: also used by the sweep command (which stores events but delivers none). */
-export function createCore(config: Config, log: Logger, hooks: InProcessHooks = {}): Core {
+export async function createCore(config: Config, log: Logger, hooks: InProcessHooks = {}): Promise<Core> {
   configureSharp(config.SHARP_THREADS);
   const profiles = profilesOf(config);
   const profile = (name: string | undefined): Profile => profiles.get(name ?? 'default') ?? defaultProfile(profiles);
   let lastRedisError = 0;
-  const stores = createStores(config, (error) => {
+  const stores = await createStores(config, (error) => {
     // one line per second at most: ioredis reports every reconnection attempt
     if (Date.now() - lastRedisError < 1000) return;
     lastRedisError = Date.now();
@@ -145,8 +145,8 @@ export interface Runtime {
   locations: Record<string, string>;
 }
 
-export function createRuntime(config: Config, log: Logger, hooks: InProcessHooks = {}): Runtime {
-  const core = createCore(config, log, hooks);
+export async function createRuntime(config: Config, log: Logger, hooks: InProcessHooks = {}): Promise<Runtime> {
+  const core = await createCore(config, log, hooks);
   const { stores, store, finisher, tus } = core;
   const state = {
     ready: false,

@@ -1,18 +1,19 @@
 /**
  * The stores a configuration asks for: staging (TUS_STORE), public (PUBLIC_STORE), and the
  * upload state with its leases (locks, finish claims, the sweep) in Redis when REDIS_URL
- * is set, on local disk and in this process otherwise.
+ * is set, on local disk and in this process otherwise. The AWS SDK and ioredis are loaded
+ * only by a configuration that uses them (a smaller process for the embedded default).
  */
 import path from 'node:path';
 import { IoRedisKvStore } from '@tus/utils';
 import type { MetadataValue } from '@tus/s3-store';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { MemoryLeases, type Leases } from '../storage/leases.ts';
-import { DiskPublicStore, S3PublicStore, type PublicStore } from '../storage/public-store.ts';
+import { DiskPublicStore, type PublicStore } from '../storage/public-store.ts';
 import { RedisLeases } from '../storage/redis-leases.ts';
 import { RedisUploadStateStore } from '../storage/redis-upload-state.ts';
 import { s3ClientConfig } from '../storage/s3-client.ts';
-import { createFileStaging, createS3Staging, type StagingStore } from '../storage/staging.ts';
+import { createFileStaging, type StagingStore } from '../storage/staging.ts';
 import { UploadLocker } from '../storage/upload-locker.ts';
 import { FileUploadStateStore, type UploadStateStore } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
@@ -32,7 +33,7 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-export function createStores(config: Config, onRedisError: (error: Error) => void = () => {}): Stores {
+export async function createStores(config: Config, onRedisError: (error: Error) => void = () => {}): Promise<Stores> {
   const dir = (name: string) => path.join(config.dataDir, name);
   const s3 = s3ClientConfig({
     endpoint: config.S3_ENDPOINT,
@@ -40,7 +41,9 @@ export function createStores(config: Config, onRedisError: (error: Error) => voi
     forcePathStyle: config.S3_FORCE_PATH_STYLE,
     checksumMode: config.S3_CHECKSUM_MODE,
   });
-  const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 3 }) : undefined;
+  const redis = config.REDIS_URL
+    ? new (await import('ioredis')).Redis(config.REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 3 })
+    : undefined;
   const subscriber = redis?.duplicate();
   // a Redis that restarts is an outage the requests answer (503), not an unhandled error event
   for (const connection of [redis, subscriber]) connection?.on('error', (error: Error) => onRedisError(error));
@@ -48,7 +51,7 @@ export function createStores(config: Config, onRedisError: (error: Error) => voi
 
   const staging =
     config.TUS_STORE === 's3'
-      ? createS3Staging({
+      ? (await import('../storage/s3-staging.ts')).createS3Staging({
           client: s3,
           bucket: config.S3_BUCKET ?? '',
           partSize: config.S3_PART_SIZE,
@@ -62,7 +65,7 @@ export function createStores(config: Config, onRedisError: (error: Error) => voi
   const diskPublic = config.PUBLIC_STORE === 'file' ? new DiskPublicStore(dir('public')) : undefined;
   const publicStore =
     diskPublic ??
-    new S3PublicStore({
+    new (await import('../storage/s3-public-store.ts')).S3PublicStore({
       client: s3,
       bucket: config.PUBLIC_S3_BUCKET ?? '',
       keyPrefix: config.PUBLIC_S3_KEY_PREFIX,

@@ -6,7 +6,7 @@ import { sweepOnce } from './sweeper.ts';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL);
-const core = createCore(config, log);
+const core = await createCore(config, log);
 try {
   const result = await sweepOnce(core, config, log);
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,5 +1,6 @@
 /**
- * Public stores: where server-made artifacts are published, chosen by PUBLIC_STORE.
+ * Public stores: where server-made artifacts are published, chosen by PUBLIC_STORE (local
+ * disk here; S3 in s3-public-store.ts, loaded only when PUBLIC_STORE=s3).
  * Only the finish writes here, and every write is atomic: a reader sees the whole
  * artifact at its key or nothing. Nothing the client sent (name, type, metadata) is
  * written with it.
@@ -7,7 +8,6 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { isNotFound, writeFileAtomic } from './atomic-file.ts';
 import { isArtifactKey } from './keys.ts';
 
@@ -82,60 +82,5 @@ export class DiskPublicStore implements PublicStore {
       if (isNotFound(error)) return undefined;
       throw error;
     }
-  }
-}
-
-export interface S3PublicStoreOptions {
-  client: S3ClientConfig;
-  bucket: string;
-  keyPrefix: string;
-  cacheControl: string;
-}
-
-/** Artifacts as objects in a bucket (served by a CDN or the bucket's own origin). A PUT is atomic in S3. */
-export class S3PublicStore implements PublicStore {
-  private readonly client: S3Client;
-
-  constructor(private readonly options: S3PublicStoreOptions) {
-    this.client = new S3Client(options.client);
-  }
-
-  private objectKey(key: string): string {
-    if (!isArtifactKey(key)) throw new Error(`not an artifact key: ${key}`);
-    return `${this.options.keyPrefix}${key}`;
-  }
-
-  async put(key: string, data: Buffer, contentType: string): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({
-        Bucket: this.options.bucket,
-        Key: this.objectKey(key),
-        Body: data,
-        ContentLength: data.length,
-        ContentType: contentType,
-        CacheControl: this.options.cacheControl,
-        ContentDisposition: 'inline',
-      }),
-    );
-  }
-
-  async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
-  }
-
-  async list(): Promise<string[]> {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: this.options.keyPrefix, ContinuationToken: token }),
-      );
-      for (const object of page.Contents ?? []) {
-        const key = object.Key?.slice(this.options.keyPrefix.length);
-        if (key && isArtifactKey(key)) keys.push(key);
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return keys.sort();
   }
 }

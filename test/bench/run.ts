@@ -1,21 +1,24 @@
 /**
- * `npm run bench`: the six benchmarks in one run, printed with PASS/MISS against their
+ * `npm run bench`: the seven benchmarks in one run, printed with PASS/MISS against their
  * targets, then written to docs/benchmarks.md. Not a test: nothing fails on a timing.
- * Benchmarks 5 and 6 start Ceph RGW, Redis and nginx (deploy/services/*.sh) and stop them.
+ * Benchmarks 5 and 6 start Ceph RGW, Redis and nginx (deploy/services/*.sh) and stop them
+ * (before benchmark 7, which runs on loopback alone).
  * Traffic stays on 127.0.0.1 (but for apt-get, when a package must be installed).
  *
- *   npm run bench                 all six, then docs/benchmarks.md
+ *   npm run bench                 all seven, then docs/benchmarks.md
  *   npm run bench -- --only 2,3   some of them, printed only
  *
  * Environment: BENCH_ROUNDS (benchmarks 1 and 5, runs per server per case, default 5),
  * BENCH_FINISH_IMAGES (default 16), BENCH_FINISH_ROUNDS (default 3), BENCH_INSTANCE_ROUNDS
- * (benchmark 6, default 3).
+ * (benchmark 6, default 3), BENCH_AUTH_ROUNDS (benchmark 7, rounds per case, default 5).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { build } from '../support/server.ts';
 import { startBackends, type Backends } from '../support/services.ts';
+import { authBench, authResultLine } from './auth.ts';
 import { ensureVipsthumbnail, finishBench } from './finish.ts';
 import { instancesBench } from './instances.ts';
 import { memoryBench } from './memory.ts';
@@ -29,7 +32,7 @@ import { fmt, MB } from './stats.ts';
 /** The whole run is bounded: past this, it stops its servers, cleans up and exits 1. */
 const TIME_LIMIT_MS = 20 * 60 * 1000;
 
-const ALL = [1, 2, 3, 4, 5, 6];
+const ALL = [1, 2, 3, 4, 5, 6, 7];
 
 function parseOnly(argv: string[]): Set<number> {
   const at = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
@@ -72,6 +75,7 @@ watchdog.unref();
 async function main(): Promise<void> {
   const only = parseOnly(process.argv.slice(2));
   const started = performance.now();
+  build(); // the servers run npm start's build
   const vips = only.has(4) ? ensureVipsthumbnail(log) : { ok: false, note: 'not run' };
   const results: Results = { machine: describeMachine(sharp.versions.vips), seconds: 0 };
   const m = results.machine;
@@ -133,6 +137,16 @@ async function main(): Promise<void> {
     results.instances = await instancesBench(workDir, backends.services, rounds, log);
     const d = results.instances.done;
     log(`  => one direct ${fmt(d['one direct'])} MB/s, one via nginx ${fmt(d['one via nginx'])}, two via nginx ${fmt(d['two via nginx'])}; two/one ${fmt(results.instances.ratio, 3)}x (no target)`);
+  }
+  if (backends) {
+    log('\nstopping Ceph RGW and Redis');
+    await backends.stop();
+  }
+  if (only.has(7)) {
+    const rounds = envInt('BENCH_AUTH_ROUNDS', 5);
+    log(`\n[7] JWT auth on vs off: tusgate AUTH_MODE=none vs AUTH_MODE=jwt (HS256), a fresh server per run, ${rounds} interleaved rounds per case`);
+    results.auth = await authBench(workDir, rounds, log);
+    for (const c of results.auth.cases) log(authResultLine(c));
   }
 
   results.seconds = (performance.now() - started) / 1000;

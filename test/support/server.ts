@@ -1,5 +1,5 @@
 /** Starts the real tusgate server as a child process on a free loopback port, with its own data dir. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -44,15 +44,21 @@ export function tempDir(prefix = 'tusgate-test-'): string {
 
 /**
  * The node arguments of `npm start` (package.json), so that every server the tests and the
- * bench start is the process the README's command starts: `node <flags> --import tsx server/main.ts`.
+ * bench start is the process the README's command starts: `node <flags> dist/server/main.js`,
+ * the build of `npm run build` (which the test setup and the bench run first).
  */
 export function startArgs(): string[] {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
   const [command, ...args] = pkg.scripts.start.trim().split(/\s+/);
-  if (command !== 'node' || args.at(-1) !== 'server/main.ts') {
-    throw new Error(`package.json's start script should be "node [flags] server/main.ts", not "${pkg.scripts.start}"`);
+  if (command !== 'node' || args.at(-1) !== 'dist/server/main.js') {
+    throw new Error(`package.json's start script should be "node [flags] dist/server/main.js", not "${pkg.scripts.start}"`);
   }
   return args;
+}
+
+/** `npm run build`: the JavaScript the servers run (test setup and bench call it once). */
+export function build(): void {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
 }
 
 export interface StartOptions {

@@ -17,7 +17,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import type { TestProject } from 'vitest/node';
-import { ROOT, freePort, tempDir } from './server.ts';
+import { ROOT, build, freePort, tempDir } from './server.ts';
 
 const run = promisify(execFile);
 
@@ -107,6 +107,7 @@ export async function startBackends(memstoreBytes = 6 * 1024 ** 3): Promise<Back
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  build(); // every server the tests start runs the build, as npm start does
   const backends = await startBackends();
   project.provide('services', backends.services);
   return backends.stop;
