@@ -56,8 +56,9 @@ export function admission({ config, profiles, quotas, metrics }: AdmissionDeps) 
       const length = lengthOf(ctx);
       const tooLarge = checkDeclaredLength(length, chosen.policy);
       if (tooLarge) return refuse(ctx, 'creation', tooLarge);
-      const denied = await quotas.admit(context.quotaKey, length);
-      if (denied) return refuse(ctx, 'quota', denied.refusal, denied.retryAfterSeconds);
+      const admitted = await quotas.admit(context.quotaKey, length);
+      if (admitted.denial) return refuse(ctx, 'quota', admitted.denial.refusal, admitted.denial.retryAfterSeconds);
+      context.refund = admitted.refund;
       return true;
     }
     if (ctx.method === 'PATCH' && context.state?.size === null) {

@@ -12,7 +12,7 @@ import { refuse, setCors } from './responses.ts';
 import { admission, type AdmissionDeps } from './admission.ts';
 import { isLoopback } from './config.ts';
 import { identifier, type IdentityDeps } from './identity.ts';
-import { preflight, sameSecret, serveMetrics } from './responses.ts';
+import { NO_SUCH_ID, preflight, sameSecret, serveMetrics } from './responses.ts';
 import { deleteHandler, statusHandler, type StatusDeps } from './status.ts';
 import { isId } from '../storage/keys.ts';
 import { tusHandler } from './tus.ts';
@@ -129,7 +129,7 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
       const id = path.slice('/uploads/'.length);
       if (ctx.method === 'OPTIONS') return preflight(ctx, 'GET, HEAD, DELETE');
       if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && ctx.method !== 'DELETE') return next();
-      if (!isId(id)) return refuse(ctx, 'E_NOT_FOUND', 'There is no upload with this id.');
+      if (!isId(id)) return refuse(ctx, 'E_NOT_FOUND', NO_SUCH_ID);
       const context = await identify(ctx, id);
       if (!context) return;
       return ctx.method === 'DELETE' ? remove(ctx, id) : status(ctx, id, context);

@@ -7,18 +7,16 @@
  */
 import type Koa from 'koa';
 import type { GatedStore } from '../storage/gated-store.ts';
-import type { UploadState, UploadStateStore } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 import { requestLogger, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { Authenticate } from './auth/index.ts';
 import { bindContext, type RequestContext } from './request-context.ts';
-import { refuse } from './responses.ts';
+import { NO_SUCH_ID, NO_SUCH_URL, refuse } from './responses.ts';
 
 export interface IdentityDeps {
   config: Config;
   authenticate: Authenticate;
-  states: UploadStateStore;
   store: GatedStore;
   metrics: Metrics;
   log: Logger;
@@ -28,16 +26,9 @@ export interface IdentityDeps {
  * Authenticates the request and, when it names an upload, checks that the upload is the
  * caller's. Answers the refusal itself and returns undefined when the request may not go on.
  */
-export function identifier({ config, authenticate, states, store, metrics, log }: IdentityDeps) {
+export function identifier({ config, authenticate, store, metrics, log }: IdentityDeps) {
   const anonymous = config.authMode === 'none';
 
-  /** The upload's state; a lost one is rebuilt from staging first (it carries the owner there). */
-  const stateOf = async (id: string): Promise<UploadState | undefined> => {
-    const state = await states.get(id);
-    if (state) return state;
-    await store.getUpload(id).catch(() => undefined);
-    return states.get(id);
-  };
 
   return async (ctx: Koa.Context, uploadId: string | undefined): Promise<RequestContext | undefined> => {
     const result = await authenticate({
@@ -65,10 +56,13 @@ export function identifier({ config, authenticate, states, store, metrics, log }
     const { identity } = result;
     const context: RequestContext = { identity, quotaKey: anonymous ? `ip:${ctx.ip}` : `sub:${identity.sub}` };
     if (uploadId) {
-      const state = await stateOf(uploadId);
-      if (state && !anonymous && state.owner !== identity.sub) {
+      // a lost state is rebuilt first (its owner is kept with the staged upload); an upload
+      // whose owner cannot be established is nobody's: fail closed
+      const state = await store.stateOf(uploadId);
+      if (!anonymous && state?.owner !== identity.sub) {
         if (ctx.method === 'PATCH') ctx.set('Connection', 'close');
-        refuse(ctx, 'E_NOT_FOUND', 'There is no upload at this URL.');
+        // the very answer an unknown id gets on this route: nothing tells them apart
+        refuse(ctx, 'E_NOT_FOUND', ctx.path.startsWith('/uploads/') ? NO_SUCH_ID : NO_SUCH_URL);
         return undefined;
       }
       context.state = state;

@@ -16,9 +16,12 @@ export interface Denial {
   retryAfterSeconds: number;
 }
 
+/** An admission: refused, or charged (and the charge can be given back if the creation is refused later). */
+export type Admission = { denial: Denial } | { denial?: undefined; refund: () => Promise<void> };
+
 export interface Quotas {
-  /** At creation: refuses an account over a limit, and charges it for the upload. */
-  admit(account: string, declaredBytes: number | undefined): Promise<Denial | undefined>;
+  /** At creation: refuses an account over a limit, or charges it for the upload. Nothing is charged for a refusal. */
+  admit(account: string, declaredBytes: number | undefined): Promise<Admission>;
   /** When a deferred length is declared: charges its bytes. */
   charge(account: string, bytes: number): Promise<Denial | undefined>;
 }
@@ -34,14 +37,18 @@ export function createQuotas(config: Config, states: UploadStateStore, redis?: R
   const creates = limiter(config.RATE_LIMIT_CREATES_PER_MIN, 60, 'creates');
   const bytes = limiter(config.QUOTA_BYTES_PER_DAY, 24 * 60 * 60, 'bytes');
 
-  /** Consumes points; a refusal when the limit is reached (a store error is thrown, not a pass). */
+  /**
+   * Consumes points; a refusal when the limit is reached, which charges nothing (the points
+   * a rejected consume counted are given back). A store error is thrown, never a pass.
+   */
   const take = async (rl: RateLimiterAbstract, key: string, points: number, refusal: (retryS: number) => Denial): Promise<Denial | undefined> => {
     try {
       await rl.consume(key, points);
       return undefined;
     } catch (result) {
-      if (result instanceof RateLimiterRes) return refusal(Math.max(1, Math.ceil(result.msBeforeNext / 1000)));
-      throw result;
+      if (!(result instanceof RateLimiterRes)) throw result;
+      await rl.reward(key, points);
+      return refusal(Math.max(1, Math.ceil(result.msBeforeNext / 1000)));
     }
   };
   const overBytes = (retry: number): Denial =>
@@ -56,13 +63,15 @@ export function createQuotas(config: Config, states: UploadStateStore, redis?: R
   return {
     async admit(account, declaredBytes) {
       if (config.MAX_ACTIVE_UPLOADS > 0 && (await states.activeCount(account)) >= config.MAX_ACTIVE_UPLOADS) {
-        return denial(
-          new Refusal(
-            'E_QUOTA_EXCEEDED',
-            `You have ${fmt(config.MAX_ACTIVE_UPLOADS)} unfinished uploads already (MAX_ACTIVE_UPLOADS); finish or delete one first.`,
+        return {
+          denial: denial(
+            new Refusal(
+              'E_QUOTA_EXCEEDED',
+              `You have ${fmt(config.MAX_ACTIVE_UPLOADS)} unfinished uploads already (MAX_ACTIVE_UPLOADS); finish or delete one first.`,
+            ),
+            60,
           ),
-          60,
-        );
+        };
       }
       const tooMany =
         creates &&
@@ -75,9 +84,19 @@ export function createQuotas(config: Config, states: UploadStateStore, redis?: R
             retry,
           ),
         ));
-      if (tooMany) return tooMany;
-      if (bytes && declaredBytes !== undefined && declaredBytes > 0) return take(bytes, account, declaredBytes, overBytes);
-      return undefined;
+      if (tooMany) return { denial: tooMany };
+      const charged = declaredBytes !== undefined && declaredBytes > 0 ? declaredBytes : 0;
+      const overQuota = bytes && charged > 0 ? await take(bytes, account, charged, overBytes) : undefined;
+      if (overQuota) {
+        await creates?.reward(account, 1);
+        return { denial: overQuota };
+      }
+      return {
+        refund: async () => {
+          await creates?.reward(account, 1);
+          if (bytes && charged > 0) await bytes.reward(account, charged);
+        },
+      };
     },
     async charge(account, declared) {
       if (!bytes || declared === 0) return undefined;

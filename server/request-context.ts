@@ -14,6 +14,8 @@ export interface RequestContext {
   state?: UploadState;
   /** The profile a new upload gets (chosen at creation, before @tus/server runs). */
   profile?: string;
+  /** Gives back what the creation was charged (rate limit, bytes), when it is refused after admission. */
+  refund?: () => Promise<void>;
 }
 
 const contexts = new WeakMap<IncomingMessage, RequestContext>();

@@ -6,6 +6,10 @@ import { Refusal, type ErrorCode } from '../hooks/errors.ts';
 
 export const TUS_VERSION = '1.0.0';
 
+/** What an unknown (or another subject's) upload gets: on the tus routes, and on /uploads/:id. */
+export const NO_SUCH_URL = 'There is no upload at this URL.';
+export const NO_SUCH_ID = 'There is no upload with this id.';
+
 /** Headers tus clients must be able to read cross-origin (mirrors @tus/server's list). */
 const EXPOSED_HEADERS = [
   'Location',

@@ -14,7 +14,7 @@ import type { PublicStore } from '../storage/public-store.ts';
 import { phaseless, type UploadState, type UploadStateStore } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 import type { RequestContext } from './request-context.ts';
-import { refuse } from './responses.ts';
+import { NO_SUCH_ID, refuse } from './responses.ts';
 
 export interface StatusDeps {
   config: Config;
@@ -55,7 +55,7 @@ export function statusHandler({ config, states, store, finisher }: StatusDeps) {
     try {
       upload = await store.getUpload(id);
     } catch (error) {
-      if (isMissing(error)) return refuse(ctx, 'E_NOT_FOUND', 'There is no upload with this id.');
+      if (isMissing(error)) return refuse(ctx, 'E_NOT_FOUND', NO_SUCH_ID);
       throw error;
     }
     if (upload.size !== undefined && upload.offset === upload.size) {
@@ -78,7 +78,7 @@ export function deleteHandler({ config, states, leases, publicStore, onDeleted }
     }
     try {
       const state = await states.get(id);
-      if (!state) return refuse(ctx, 'E_NOT_FOUND', 'There is no upload with this id.');
+      if (!state) return refuse(ctx, 'E_NOT_FOUND', NO_SUCH_ID);
       if (state.phase === 'deleted') {
         ctx.status = 204;
         return;

@@ -78,6 +78,7 @@ export function createTusServer({ config, profiles, store, finisher, log, metric
       if (refusal) {
         metrics.refusals.inc({ code: refusal.code, stage: 'creation' });
         requestLogger(nodeReq, log).warn({ code: refusal.code, reason: refusal.message }, 'upload refused at creation');
+        await context?.refund?.();
         throw refusal;
       }
       const metadata = clientMetadata(upload.metadata);
@@ -94,6 +95,7 @@ export function createTusServer({ config, profiles, store, finisher, log, metric
         }
         if (reason !== undefined) {
           metrics.refusals.inc({ code: 'E_FORBIDDEN', stage: 'creation' });
+          await context?.refund?.();
           throw new Refusal('E_FORBIDDEN', reason);
         }
       }

@@ -164,6 +164,18 @@ export class GatedStore extends DataStore {
     return this.options.locker.leaseOf(id);
   }
 
+  /** The upload's state, rebuilt from staging when it is missing (never from a cache); undefined: no such upload. */
+  async stateOf(id: string): Promise<UploadState | undefined> {
+    const state = await this.options.states.get(id);
+    if (state) return state;
+    try {
+      return await this.rebuild(id);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
   override async getUpload(id: string): Promise<Upload> {
     if (this.allowed.has(id)) {
       try {

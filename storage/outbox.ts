@@ -126,17 +126,31 @@ export class FileOutbox implements Outbox {
         await removeFile(this.file('pending', id));
         continue;
       }
-      const raw = await readFileIfExists(this.file('pending', id));
-      if (!raw) continue;
-      // an unreadable record is due at once: `due` reads it, moves it aside and says so
-      let nextAt = 0;
-      try {
-        nextAt = parseOutboxRecord(raw.toString('utf8')).nextAt;
-      } catch {
-        nextAt = 0;
-      }
-      this.schedule.set(id, nextAt);
+      await this.adopt(id);
     }
+  }
+
+  /**
+   * Takes in the events another process of this DATA_DIR stored (`npm run sweep` writes
+   * `upload.expired` here, and this server delivers it). Runs before each look for due events.
+   */
+  private async adoptNew(): Promise<void> {
+    for (const id of ids(await fs.readdir(this.pendingDir))) {
+      if (!this.schedule.has(id)) await this.adopt(id);
+    }
+  }
+
+  private async adopt(id: string): Promise<void> {
+    const raw = await readFileIfExists(this.file('pending', id));
+    if (!raw) return;
+    // an unreadable record is due at once: `due` reads it, moves it aside and says so
+    let nextAt = 0;
+    try {
+      nextAt = parseOutboxRecord(raw.toString('utf8')).nextAt;
+    } catch {
+      nextAt = 0;
+    }
+    this.schedule.set(id, nextAt);
   }
 
   private async read(kind: 'pending' | 'dead', id: string): Promise<OutboxEntry | undefined> {
@@ -158,6 +172,7 @@ export class FileOutbox implements Outbox {
 
   async due(now: number, limit: number): Promise<OutboxEntry[]> {
     await this.ready();
+    await this.adoptNew();
     const ids = [...this.schedule]
       .filter(([, at]) => at <= now)
       .sort((a, b) => a[1] - b[1])

@@ -1,4 +1,4 @@
-/** The clients: tus-js-client (Node, Buffer source, one PATCH) and raw HTTP/1.1 with a streamed body. */
+/** The clients: tus-js-client (Node, Buffer source, one PATCH or chunks) and raw HTTP/1.1 with a streamed body. */
 import http from 'node:http';
 import type { Readable } from 'node:stream';
 import * as tus from 'tus-js-client';
@@ -12,8 +12,18 @@ export interface TusResult {
   error?: string;
 }
 
-/** One upload with tus-js-client: POST (creation), then the whole buffer in one PATCH. Aborted after `timeoutMs`. */
-export function tusUpload(endpoint: string, data: Buffer, filename = 'photo.jpg', timeoutMs = 120_000): Promise<TusResult> {
+export interface TusOptions {
+  /** Headers sent on every request (e.g. `Authorization: Bearer <token>`). */
+  headers?: Record<string, string>;
+  /** Bytes per PATCH; default Infinity: the whole buffer in one PATCH. */
+  chunkSize?: number;
+  filename?: string;
+  timeoutMs?: number;
+}
+
+/** One upload with tus-js-client: POST (creation), then the buffer in PATCHes of `chunkSize` (default: one). Aborted after `timeoutMs`. */
+export function tusUpload(endpoint: string, data: Buffer, options: TusOptions = {}): Promise<TusResult> {
+  const { headers = {}, chunkSize = Number.POSITIVE_INFINITY, filename = 'photo.jpg', timeoutMs = 120_000 } = options;
   return new Promise((resolve) => {
     let settled = false;
     const finish = (result: TusResult) => {
@@ -28,7 +38,8 @@ export function tusUpload(endpoint: string, data: Buffer, filename = 'photo.jpg'
     }, timeoutMs);
     const upload = new tus.Upload(data, {
       endpoint,
-      chunkSize: Number.POSITIVE_INFINITY,
+      chunkSize,
+      headers,
       retryDelays: [],
       metadata: { filename, filetype: 'image/jpeg' },
       onSuccess: ({ lastResponse }) =>

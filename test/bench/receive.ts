@@ -14,15 +14,17 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { tusUpload } from './clients.ts';
+import { tusUpload, type TusOptions } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { readIo, readStat } from './proc.ts';
 import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
-import { countStatuses, MB, median } from './stats.ts';
+import { countStatuses, fmt, MB, median } from './stats.ts';
+import { mdTable } from './table.ts';
 
-export interface ReceiveRun {
+/** One timed run; `server` names the kind of server (benchmark 1: tusgate / baseline; benchmark 7: none / jwt). */
+export interface ReceiveRun<Server extends string = Target['name']> {
   case: string;
-  server: Target['name'];
+  server: Server;
   round: number;
   uploads: number;
   bytes: number;
@@ -44,11 +46,15 @@ export interface ReceiveRun {
   serverFaultsStored: number | null;
 }
 
-export interface ReceiveCase {
+/** What a case uploads: `uploads` concurrent uploads of `size` bytes each. */
+export interface UploadCase {
   name: string;
   label: string;
   uploads: number;
   size: number;
+}
+
+export interface ReceiveCase extends UploadCase {
   runs: ReceiveRun[];
   baselineMedian: number;
   tusgateMedian: number;
@@ -63,11 +69,25 @@ export interface ReceiveResult {
   tusgateEnv: Record<string, string>;
 }
 
-function clearDir(dir: string): void {
+/** Empties `dir` (kept) and flushes dirty pages, so that a run does not pay for the last one's writeback. */
+export function settleDir(dir: string): void {
   for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+  execFileSync('sync');
 }
 
-async function oneRun(target: Target, payload: Buffer, uploads: number, caseName: string, round: number): Promise<ReceiveRun> {
+/**
+ * `uploads` concurrent tus-js-client uploads of `payload` to `target`, timed to every byte
+ * written by the server process (wchar) and to the last final response.
+ */
+export async function timedRun<Server extends string>(
+  target: Target,
+  server: Server,
+  payload: Buffer,
+  uploads: number,
+  caseName: string,
+  round: number,
+  client: TusOptions = {},
+): Promise<ReceiveRun<Server>> {
   const total = payload.length * uploads;
   const before = readIo(target.pid).wchar;
   const statBefore = readStat(target.pid);
@@ -81,7 +101,7 @@ async function oneRun(target: Target, payload: Buffer, uploads: number, caseName
   };
   const poll = setInterval(check, 1);
   const started = performance.now();
-  const results = await Promise.all(Array.from({ length: uploads }, () => tusUpload(target.endpoint, payload)));
+  const results = await Promise.all(Array.from({ length: uploads }, () => tusUpload(target.endpoint, payload, client)));
   const doneAt = Math.max(...results.map((r) => r.endedAt));
   check();
   clearInterval(poll);
@@ -91,7 +111,7 @@ async function oneRun(target: Target, payload: Buffer, uploads: number, caseName
   const msDone = doneAt - started;
   return {
     case: caseName,
-    server: target.name,
+    server,
     round,
     uploads,
     bytes: total,
@@ -107,14 +127,47 @@ async function oneRun(target: Target, payload: Buffer, uploads: number, caseName
   };
 }
 
+/** A run as one progress line: `<case> round <n> <server> stored ... MB/s ...`. */
+export function runLine(run: ReceiveRun<string>): string {
+  return `  ${run.case} round ${run.round} ${run.server.padEnd(8)} stored ${run.mbpsStored?.toFixed(1) ?? 'n/a'} MB/s (${run.msStored?.toFixed(0) ?? 'n/a'} ms), final response ${run.mbpsDone.toFixed(1)} MB/s (${run.msDone.toFixed(0)} ms) [${run.statuses}] server CPU ${run.serverCpuStoredMs ?? 'n/a'} ms to stored (${run.serverFaultsStored ?? 'n/a'} minor faults), ${run.serverCpuMs.toFixed(0)} ms in all`;
+}
+
+/** The values of `key` over the runs of one server (NaN where a run never reached it). */
+export function valuesOf<Server extends string>(runs: ReadonlyArray<ReceiveRun<Server>>, server: Server, key: 'mbpsStored' | 'mbpsDone' | 'serverCpuStoredMs' | 'serverFaultsStored'): number[] {
+  return runs.filter((r) => r.server === server).map((r) => r[key] ?? Number.NaN);
+}
+
+/** Every run of `cases` as a Markdown table (docs/benchmarks.md, "Raw runs"). */
+export function rawRunsTable(cases: ReadonlyArray<{ name: string; runs: ReadonlyArray<ReceiveRun<string>> }>): string {
+  return mdTable(
+    ['case', 'round', 'server', 'bytes', 'ms to stored', 'MB/s stored', 'ms to final response', 'server CPU ms to stored', 'server minor faults to stored', 'server CPU ms in all', 'server wrote (bytes)', 'final statuses'],
+    cases.flatMap((c) =>
+      c.runs.map((r) => [
+        c.name,
+        r.round,
+        r.server,
+        r.bytes,
+        fmt(r.msStored, 0),
+        fmt(r.mbpsStored),
+        fmt(r.msDone, 0),
+        r.serverCpuStoredMs ?? 'n/a',
+        r.serverFaultsStored ?? 'n/a',
+        fmt(r.serverCpuMs, 0),
+        r.serverWrote,
+        r.statuses,
+      ]),
+    ),
+  );
+}
+
+/** tusgate's settings for the receive benchmarks (1 and 7), besides servers.ts's TUSGATE_ENV. */
+export const RECEIVE_TUSGATE_ENV: Readonly<Record<string, string>> = { TRANSCODE_CONCURRENCY: '2', SHARP_THREADS: '1' };
+
 export async function receiveBench(workDir: string, rounds: number, log: (line: string) => void): Promise<ReceiveResult> {
-  const tusgateEnv = { TRANSCODE_CONCURRENCY: '2', SHARP_THREADS: '1' };
+  const tusgateEnv = { ...RECEIVE_TUSGATE_ENV };
   const baseline = await startBaseline(path.join(workDir, 'baseline'));
   const tusgate = await startTusgate(path.join(workDir, 'tusgate'), tusgateEnv);
-  const settle = () => {
-    clearDir(baseline.dataDir);
-    execFileSync('sync');
-  };
+  const settle = () => settleDir(baseline.dataDir);
   try {
     const cases = [
       { name: 'single', label: '1 x 256 MiB, one PATCH', uploads: 1, size: 256 * MiB },
@@ -123,7 +176,7 @@ export async function receiveBench(workDir: string, rounds: number, log: (line: 
     // warm-up (not counted): JIT, sharp, file system
     const warm = await imageBuffer(16 * MiB);
     for (const target of [baseline, tusgate]) {
-      await oneRun(target, warm, 2, 'warm-up', 0);
+      await timedRun(target, target.name, warm, 2, 'warm-up', 0);
       settle();
     }
     const out: ReceiveCase[] = [];
@@ -132,16 +185,13 @@ export async function receiveBench(workDir: string, rounds: number, log: (line: 
       const runs: ReceiveRun[] = [];
       for (let round = 1; round <= rounds; round++) {
         for (const target of [baseline, tusgate]) {
-          const run = await oneRun(target, payload, c.uploads, c.name, round);
+          const run = await timedRun(target, target.name, payload, c.uploads, c.name, round);
           runs.push(run);
-          log(
-            `  ${c.name} round ${round} ${target.name.padEnd(8)} stored ${run.mbpsStored?.toFixed(1) ?? 'n/a'} MB/s (${run.msStored?.toFixed(0) ?? 'n/a'} ms), final response ${run.mbpsDone.toFixed(1)} MB/s (${run.msDone.toFixed(0)} ms) [${run.statuses}] server CPU ${run.serverCpuStoredMs ?? 'n/a'} ms to stored (${run.serverFaultsStored ?? 'n/a'} minor faults), ${run.serverCpuMs.toFixed(0)} ms in all`,
-          );
+          log(runLine(run));
           settle();
         }
       }
-      const of = (name: Target['name'], key: 'mbpsStored' | 'mbpsDone') =>
-        median(runs.filter((r) => r.server === name).map((r) => r[key] ?? Number.NaN));
+      const of = (name: Target['name'], key: 'mbpsStored' | 'mbpsDone') => median(valuesOf(runs, name, key));
       const baselineMedian = of('baseline', 'mbpsStored');
       const tusgateMedian = of('tusgate', 'mbpsStored');
       out.push({

@@ -4,10 +4,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { authRows, authSection, type AuthResult } from './auth.ts';
 import type { FinishResult } from './finish.ts';
 import { instancesRows, instancesSection, type InstancesResult } from './instances.ts';
 import type { MemoryResult } from './memory.ts';
-import type { ReceiveResult } from './receive.ts';
+import { rawRunsTable, valuesOf, type ReceiveResult } from './receive.ts';
 import type { RefusalResult } from './refusal.ts';
 import { s3Rows, s3Section, type S3Result } from './s3.ts';
 import { fmt, MB, median } from './stats.ts';
@@ -85,6 +86,7 @@ export interface Results {
   finish?: FinishResult;
   s3?: S3Result;
   instances?: InstancesResult;
+  auth?: AuthResult;
   seconds: number;
 }
 
@@ -160,6 +162,7 @@ export function summaryRows(results: Results): SummaryRow[] {
   }
   if (results.s3) rows.push(...s3Rows(results.s3));
   if (results.instances) rows.push(...instancesRows(results.instances));
+  if (results.auth) rows.push(...authRows(results.auth));
   return rows;
 }
 
@@ -231,27 +234,7 @@ export function markdown(results: Results): string {
     out.push('');
     out.push('Raw runs:');
     out.push('');
-    out.push(
-      mdTable(
-        ['case', 'round', 'server', 'bytes', 'ms to stored', 'MB/s stored', 'ms to final response', 'server CPU ms to stored', 'server minor faults to stored', 'server CPU ms in all', 'server wrote (bytes)', 'final statuses'],
-        receive.cases.flatMap((c) =>
-          c.runs.map((r) => [
-            c.name,
-            r.round,
-            r.server,
-            r.bytes,
-            fmt(r.msStored, 0),
-            fmt(r.mbpsStored),
-            fmt(r.msDone, 0),
-            r.serverCpuStoredMs ?? 'n/a',
-            r.serverFaultsStored ?? 'n/a',
-            fmt(r.serverCpuMs, 0),
-            r.serverWrote,
-            r.statuses,
-          ]),
-        ),
-      ),
-    );
+    out.push(rawRunsTable(receive.cases));
     out.push('');
     out.push(receiveReading(receive));
     out.push('');
@@ -360,6 +343,7 @@ export function markdown(results: Results): string {
 
   if (results.s3) out.push(s3Section(results.s3));
   if (results.instances) out.push(instancesSection(results.instances));
+  if (results.auth) out.push(authSection(results.auth));
 
   out.push('## How to reproduce');
   out.push('');
@@ -367,14 +351,14 @@ export function markdown(results: Results): string {
     [
       '```sh',
       'npm ci',
-      'npm run bench            # all six, then rewrites docs/benchmarks.md',
+      'npm run bench            # all seven, then rewrites docs/benchmarks.md',
       '```',
       '',
       '- Linux only (it reads /proc). Run as root, or install `libvips-tools` beforehand: when `vipsthumbnail` is missing the bench runs `apt-get update && apt-get install -y --no-install-recommends libvips-tools` itself (the only traffic off 127.0.0.1), and benchmark 4 reports tusgate alone if that fails.',
       '- Resetting VmHWM writes to /proc/<server pid>/clear_refs (the server is our own child); without that right the sampled peak is used.',
       '- It needs about 2 GiB free under the temp dir and takes a few minutes on 2 cores; every temp dir it makes (`$TMPDIR/tusgate-bench-*`) is removed at the end, also on Ctrl-C.',
-      '- Benchmarks 5 and 6 start a throw-away Ceph RGW (4 GiB memstore), redis-server and nginx on loopback with deploy/services/*.sh, installing Debian\'s packages when they are missing (root), and stop them at the end.',
-      '- Knobs: `BENCH_ROUNDS` (runs per server per case in benchmarks 1 and 5, default 5), `BENCH_FINISH_IMAGES` (default 16), `BENCH_FINISH_ROUNDS` (default 3), `BENCH_INSTANCE_ROUNDS` (benchmark 6, default 3). `npm run bench -- --only 5,6` runs some benchmarks and prints them without writing this file.',
+      '- Benchmarks 5 and 6 start a throw-away Ceph RGW (4 GiB memstore), redis-server and nginx on loopback with deploy/services/*.sh, installing Debian\'s packages when they are missing (root), and stop them before benchmark 7.',
+      '- Knobs: `BENCH_ROUNDS` (runs per server per case in benchmarks 1 and 5, default 5), `BENCH_FINISH_IMAGES` (default 16), `BENCH_FINISH_ROUNDS` (default 3), `BENCH_INSTANCE_ROUNDS` (benchmark 6, default 3), `BENCH_AUTH_ROUNDS` (benchmark 7, rounds per case, default 5). `npm run bench -- --only 5,6` runs some benchmarks and prints them without writing this file.',
     ].join('\n'),
   );
   out.push('');
@@ -387,8 +371,7 @@ function receiveReading(receive: ReceiveResult): string {
   let costlier = false;
   const faultier: string[] = [];
   for (const c of receive.cases) {
-    const of = (server: string, key: 'serverCpuStoredMs' | 'serverFaultsStored') =>
-      median(c.runs.filter((r) => r.server === server).map((r) => r[key] ?? Number.NaN));
+    const of = (server: 'baseline' | 'tusgate', key: 'serverCpuStoredMs' | 'serverFaultsStored') => median(valuesOf(c.runs, server, key));
     const [bCpu, tCpu] = [of('baseline', 'serverCpuStoredMs'), of('tusgate', 'serverCpuStoredMs')];
     const [bFaults, tFaults] = [of('baseline', 'serverFaultsStored'), of('tusgate', 'serverFaultsStored')];
     parts.push(
