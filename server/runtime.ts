@@ -1,5 +1,5 @@
 /** Builds a running tusgate from its configuration: stores, gate, finish, tus server, app. */
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Server as TusServer } from '@tus/server';
 import { Refusal } from '../hooks/errors.ts';
@@ -152,7 +152,7 @@ export async function createRuntime(config: Config, log: Logger, hooks: InProces
     ready: false,
     shuttingDown: false,
     busy: () => finisher.busy,
-    onTooSlow: (ctx: { req: import('node:http').IncomingMessage }, received: number) => {
+    onTooSlow: (ctx: { req: IncomingMessage }, received: number) => {
       core.metrics.slowReceives.inc();
       requestLogger(ctx.req, log).warn(
         { received, windowMs: config.RECEIVE_RATE_WINDOW_MS, minBytesPerSecond: config.MIN_RECEIVE_BYTES_PER_S },

@@ -21,7 +21,6 @@ import { fencedStream, LeaseLostError } from './fenced-stream.ts';
 import type { Lease } from './leases.ts';
 import type { UploadLocker } from './upload-locker.ts';
 import {
-  definedOnly,
   OWNER_KEY,
   phaseless,
   PROFILE_KEY,
@@ -127,7 +126,7 @@ export class GatedStore extends DataStore {
       expiresAt: this.options.expirationMs > 0 ? createdAt + this.options.expirationMs : null,
       size: created.size ?? null,
       updatedAt: Date.now(),
-      ...definedOnly(annotation),
+      ...annotation,
     };
     await this.options.states.put(state, this.lease(created.id));
     await this.options.onCreated?.(state);

@@ -98,14 +98,10 @@ export function accountKey(account: string): string {
   return createHash('sha256').update(account).digest('hex').slice(0, 32);
 }
 
-/** The fields every phase shares (to move a record to another phase). */
+/** The fields every phase shares (to move a record to another phase); absent ones stay absent in JSON. */
 export function phaseless(state: UploadState) {
   const { id, createdAt, expiresAt, size, updatedAt, owner, profile, account, meta, metadata } = state;
-  return { id, createdAt, expiresAt, size, updatedAt, ...definedOnly({ owner, profile, account, meta, metadata }) };
-}
-
-export function definedOnly<T extends object>(fields: T): Partial<T> {
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
+  return { id, createdAt, expiresAt, size, updatedAt, owner, profile, account, meta, metadata };
 }
 
 export function parseState(raw: string): UploadState {

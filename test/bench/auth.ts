@@ -18,7 +18,7 @@ import type { TusOptions } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { RECEIVE_TUSGATE_ENV, rawRunsTable, runLine, settleDir, timedRun, valuesOf, type ReceiveRun, type UploadCase } from './receive.ts';
 import { MiB, startTusgate } from './servers.ts';
-import { fmt, median, minimum } from './stats.ts';
+import { fmt, loadAverages, median, minimum } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
 
 export type AuthKind = 'none' | 'jwt';
@@ -47,6 +47,8 @@ export interface AuthResult {
   rounds: number;
   cases: AuthCase[];
   tusgateEnv: Record<string, string>;
+  /** 1 / 5 / 15-minute load averages when the benchmark ended (other work on the machine adds noise). */
+  loadAfter: string;
 }
 
 export const passes = (c: AuthCase): boolean | undefined => (Number.isFinite(c.ratio) ? c.ratio >= AUTH_TARGET : undefined);
@@ -116,7 +118,7 @@ export async function authBench(workDir: string, rounds: number, log: (line: str
     const medians = per(median, 'mbpsStored');
     out.push({ ...c, runs, median: medians, min: per(minimum, 'mbpsStored'), doneMedian: per(median, 'mbpsDone'), ratio: medians.jwt / medians.none });
   }
-  return { rounds, cases: out, tusgateEnv };
+  return { rounds, cases: out, tusgateEnv, loadAfter: loadAverages() };
 }
 
 /** The progress line of a case's result (run.ts). */
@@ -174,7 +176,7 @@ export function authSection(result: AuthResult): string {
 
 /** What the server CPU says, following the numbers. */
 function authReading(result: AuthResult): string {
-  const parts = ['Server CPU time from /proc/<pid>/stat (10 ms ticks), from the start to the moment every byte was stored, medians:'];
+  const parts = [`Load average when the benchmark ended (1 / 5 / 15 min): ${result.loadAfter}.`, 'Server CPU time from /proc/<pid>/stat (10 ms ticks), from the start to the moment every byte was stored, medians:'];
   for (const c of result.cases) {
     const cpu = (kind: AuthKind) => median(valuesOf(c.runs, kind, 'serverCpuStoredMs'));
     parts.push(`${c.label}: none ${fmt(cpu('none'), 0)} ms, jwt ${fmt(cpu('jwt'), 0)} ms.`);

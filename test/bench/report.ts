@@ -11,7 +11,7 @@ import type { MemoryResult } from './memory.ts';
 import { rawRunsTable, valuesOf, type ReceiveResult } from './receive.ts';
 import type { RefusalResult } from './refusal.ts';
 import { s3Rows, s3Section, type S3Result } from './s3.ts';
-import { fmt, MB, median } from './stats.ts';
+import { fmt, loadAverages, MB, median } from './stats.ts';
 import { mdTable, textTable, verdict, type SummaryRow } from './table.ts';
 import { ROOT, startArgs } from '../support/server.ts';
 
@@ -74,7 +74,7 @@ export function describeMachine(libvips: string): Machine {
       sharp: `${version('sharp')} (libvips ${libvips})`,
     },
     commit,
-    loadAverage: os.loadavg().map((v) => v.toFixed(2)).join(' / '),
+    loadAverage: loadAverages(),
   };
 }
 

@@ -147,6 +147,7 @@ async function main(): Promise<void> {
     log(`\n[7] JWT auth on vs off: tusgate AUTH_MODE=none vs AUTH_MODE=jwt (HS256), a fresh server per run, ${rounds} interleaved rounds per case`);
     results.auth = await authBench(workDir, rounds, log);
     for (const c of results.auth.cases) log(authResultLine(c));
+    log(`  (load average at the end, 1 / 5 / 15 min: ${results.auth.loadAfter})`);
   }
 
   results.seconds = (performance.now() - started) / 1000;

@@ -1,4 +1,8 @@
 /** Small numeric helpers and units: MB = 10^6 bytes, MiB = 2^20 bytes. */
+import os from 'node:os';
+
+/** The machine's 1 / 5 / 15-minute load averages, "0.52 / 0.61 / 0.70". */
+export const loadAverages = (): string => os.loadavg().map((v) => v.toFixed(2)).join(' / ');
 export const MB = 1e6;
 
 export function median(values: readonly number[]): number {
