@@ -5,6 +5,7 @@ import Koa from 'koa';
 import type { DiskPublicStore } from '../storage/public-store.ts';
 import type { Config } from './config.ts';
 import { bindRequestLogger, type Logger } from './logger.ts';
+import { demoEnabled, demoHandler } from './demo.ts';
 import { mediaHandler } from './media.ts';
 import type { Metrics } from './metrics.ts';
 import { tusProtocol, uploadIdOf, type ProtocolState } from './protocol.ts';
@@ -12,10 +13,12 @@ import { refuse, setCors } from './responses.ts';
 import { admission, type AdmissionDeps } from './admission.ts';
 import { isLoopback } from './config.ts';
 import { identifier, type IdentityDeps } from './identity.ts';
-import { NO_SUCH_ID, preflight, sameSecret, serveMetrics } from './responses.ts';
+import { NO_SUCH_ID, preflight, sameSecret, sendRefusal, serveMetrics } from './responses.ts';
+import { isStoreOutage, storeOutage } from './tus-errors.ts';
 import { deleteHandler, statusHandler, type StatusDeps } from './status.ts';
 import { isId } from '../storage/keys.ts';
 import { tusHandler } from './tus.ts';
+import { openApiDocument } from './openapi.ts';
 
 export interface AppDeps extends StatusDeps, IdentityDeps, AdmissionDeps {
   config: Config;
@@ -43,6 +46,9 @@ function requestLogging(log: Logger, metrics: Metrics): Koa.Middleware {
     const socket = ctx.req.socket;
     const bytesBefore = socketMark.get(socket) ?? 0;
     const method = ctx.method;
+    // where a PATCH resumes (a number in the log, to see a resume after a dropped connection)
+    const offset = ctx.get('upload-offset');
+    const uploadOffset = /^\d{1,16}$/.test(offset) ? Number(offset) : undefined;
     ctx.res.once('finish', () => {
       const status = ctx.res.statusCode;
       socketMark.set(socket, socket.bytesRead);
@@ -56,6 +62,7 @@ function requestLogging(log: Logger, metrics: Metrics): Koa.Middleware {
           status,
           ms: Math.round(performance.now() - started),
           socketBytesRead: socket.bytesRead - bytesBefore,
+          ...(uploadOffset !== undefined ? { uploadOffset } : {}),
           ...(refusal ? { code: refusal.code } : {}),
         },
         'request',
@@ -76,6 +83,10 @@ function lastResort(log: Logger): Koa.Middleware {
         ctx.res.destroy();
         return;
       }
+      if (isStoreOutage(error)) {
+        ctx.set('Retry-After', '5');
+        return sendRefusal(ctx, storeOutage());
+      }
       refuse(ctx, 'E_INTERNAL', `Internal server error (request id ${String(ctx.response.get('X-Request-Id'))}).`);
     }
   };
@@ -94,6 +105,8 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
   const admit = admission(deps);
   const metricsOpen = config.METRICS_PORT === undefined && (config.METRICS_TOKEN !== undefined || isLoopback(config.HOST));
   const media = deps.media ? mediaHandler(deps.media, config) : undefined;
+  let openApi: object | undefined;
+  const demo = demoEnabled(config) ? demoHandler(config) : undefined;
 
   app.use(requestLogging(log, deps.metrics));
   app.use(lastResort(log));
@@ -109,6 +122,10 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
     }
     if (path === '/healthz') {
       ctx.body = { status: 'ok' };
+      return;
+    }
+    if (path === '/openapi.json' && ctx.method === 'GET') {
+      ctx.body = openApi ??= openApiDocument(config);
       return;
     }
     if (path === '/metrics' && ctx.method === 'GET' && metricsOpen) {
@@ -137,6 +154,7 @@ export function createApp(deps: AppDeps, log: Logger): Koa {
     if (media && path.startsWith('/media/')) {
       return media(ctx, path.slice('/media/'.length));
     }
+    if (demo && (path === '/' || path.startsWith('/demo/')) && (await demo(ctx))) return;
     return next();
   });
   app.use(async (ctx) => {

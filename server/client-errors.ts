@@ -36,7 +36,7 @@ export function answerClientError(log: Logger, metrics: Metrics, headersTimeoutM
     const body = Buffer.from(refusal.body);
     socket.write(
       `HTTP/1.1 ${refusal.status_code} ${STATUS_CODES[refusal.status_code] ?? ''}\r\n` +
-        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
     );
     socket.write(body);
     socket.destroySoon();

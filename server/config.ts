@@ -95,6 +95,7 @@ const schema = z
     CORS_ALLOW_CREDENTIALS: bool.default(false),
     METRICS_TOKEN: z.string().min(16).optional(),
     METRICS_PORT: int(1, 65535).optional(),
+    DEMO: bool.default(false),
 
     PROFILES_FILE: z.string().min(1).optional(),
     PUBLIC_PROFILES: csv.default([]),

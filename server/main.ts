@@ -1,6 +1,7 @@
 /** Process entry: read the configuration, start serving, shut down gracefully on SIGTERM/SIGINT. */
-import { ConfigError, describeConfig, loadConfig, type Config } from './config.ts';
-import { createLogger } from './logger.ts';
+import { ConfigError, describeConfig, isLoopback, loadConfig, type Config } from './config.ts';
+import { demoEnabled } from './demo.ts';
+import { createLogger, type Logger } from './logger.ts';
 import { createServer } from 'node:http';
 import { createRuntime, type Runtime } from './runtime.ts';
 import { loadHooksModule } from './hooks-module.ts';
@@ -39,6 +40,31 @@ async function serveMetricsPort(runtime: Runtime, config: Config): Promise<void>
   server.unref();
 }
 
+/** The first lines for a person at the terminal: where it listens, where files go, who may upload, the demo. */
+function startupWords(config: Config, where: Runtime['locations']): string[] {
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${config.PORT}`;
+  const lines = [
+    `tus uploads go to ${where.tus} (any tus 1.0 client: Uppy, tus-js-client, …); the result of one is at ${origin}/uploads/<id>`,
+    `files: uploads are staged in ${where.staging} until complete; only re-encoded images are published, to ${where.public}, at ${where.publicBaseUrl}/…; upload state in ${where.sharedState}`,
+  ];
+  if (config.authMode === 'none') {
+    lines.push(
+      isLoopback(config.HOST)
+        ? `auth is off (AUTH_MODE=none): anyone who reaches ${config.HOST}:${config.PORT} may upload, which on a loopback address means only programs on this machine; set AUTH_MODE=jwt or hook before listening on another address`
+        : `auth is off (AUTH_MODE=none, as set): anyone who reaches ${config.HOST}:${config.PORT} may upload`,
+    );
+  } else {
+    lines.push(`auth is on (AUTH_MODE=${config.authMode}): every upload request needs a credential (see README "Who may upload")`);
+  }
+  lines.push(
+    demoEnabled(config)
+      ? `demo page: open ${origin}/ in a browser to upload images with Uppy and see what the server publishes`
+      : `demo page off (AUTH_MODE=${config.authMode}${isLoopback(config.HOST) ? '' : `, HOST=${config.HOST}`}); DEMO=1 serves it at ${origin}/`,
+  );
+  return lines;
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger(config.LOG_LEVEL);
@@ -52,9 +78,21 @@ async function main(): Promise<void> {
   if (config.METRICS_PORT !== undefined) await serveMetricsPort(runtime, config);
   runtime.state.ready = true;
   log.info({ config: describeConfig(config), ...runtime.locations }, `tusgate listening on ${runtime.locations.tus}`);
-  const { leftovers, redone } = await runtime.recover();
-  if (leftovers > 0) log.info({ count: leftovers }, 'removed half-written artifacts of an earlier process');
-  if (redone > 0) log.info({ count: redone }, 'redoing interrupted finishes');
+  for (const line of startupWords(config, runtime.locations)) log.info(line);
+  await recoverSoon(runtime, config, log);
+}
+
+/** Start-up work (leftovers, interrupted finishes); a store that is down delays it, it does not stop the server. */
+async function recoverSoon(runtime: Runtime, config: Config, log: Logger, attempt = 1): Promise<void> {
+  try {
+    const { leftovers, redone } = await runtime.recover();
+    if (leftovers > 0) log.info({ count: leftovers }, 'removed half-written artifacts of an earlier process');
+    if (redone > 0) log.info({ count: redone }, 'redoing interrupted finishes');
+  } catch (error) {
+    const wait = Math.min(config.FINISH_RETRY_MAX_MS, config.FINISH_RETRY_BASE_MS * 2 ** (attempt - 1));
+    log.warn({ err: error, retryInMs: wait }, 'start-up recovery failed (a store is unavailable); retried');
+    setTimeout(() => void recoverSoon(runtime, config, log, attempt + 1), wait).unref();
+  }
 }
 
 main().catch((error: unknown) => {

@@ -39,18 +39,24 @@ export function mapTusError(error: unknown, table: Map<unknown, Refusal>, onInte
   if (isRefusal(error)) return error;
   const known = table.get(error) ?? (isOverrun(error) ? table.get(ERRORS.ERR_SIZE_EXCEEDED) : undefined);
   if (known) return known;
-  if (error instanceof StateUnavailableError || isRedisUnavailable(error)) {
+  if (isStoreOutage(error)) {
     onInternal(error);
-    return new Refusal('E_STATE_UNAVAILABLE', 'The upload state store is unavailable; nothing was lost: retry in a moment.');
+    return storeOutage();
   }
   const requestId = onInternal(error);
   return new Refusal('E_INTERNAL', `Internal server error (request id ${requestId}); the upload can be resumed.`);
 }
 
-/** ioredis gave up on a command (Redis restarting, unreachable): a store outage, retryable, not a bug. */
-function isRedisUnavailable(error: unknown): boolean {
+/** The state store (Redis) could not be reached: an outage, retryable, not a bug (on every route). */
+export function isStoreOutage(error: unknown): boolean {
+  if (error instanceof StateUnavailableError) return true;
   if (!(error instanceof Error)) return false;
+  // ioredis gave up on a command (Redis restarting, unreachable)
   return error.name === 'MaxRetriesPerRequestError' || /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE/.test(error.message);
+}
+
+export function storeOutage(): Refusal {
+  return new Refusal('E_STATE_UNAVAILABLE', 'The upload state store is unavailable; nothing was lost: retry in a moment.');
 }
 
 /**

@@ -36,6 +36,8 @@ export interface Services {
 declare module 'vitest' {
   export interface ProvidedContext {
     services: Services;
+    /** The Chromium the browser tests drive (Debian's, installed by deploy/services/chromium.sh). */
+    chromium: string;
   }
 }
 
@@ -110,6 +112,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   build(); // every server the tests start runs the build, as npm start does
   const backends = await startBackends();
   project.provide('services', backends.services);
+  try {
+    // after the other installs: apt must not run twice at once
+    const { stdout } = await run('bash', [path.join(ROOT, 'deploy', 'services', 'chromium.sh'), 'ensure'], { maxBuffer: 1024 * 1024, timeout: 600_000 });
+    project.provide('chromium', stdout.trim().split('\n').at(-1) ?? '');
+  } catch (error) {
+    await backends.stop();
+    const { stderr } = error as { stderr?: string };
+    throw new Error(`chromium ensure failed:\n${stderr ?? String(error)}`);
+  }
   return backends.stop;
 }
 
