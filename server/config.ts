@@ -99,8 +99,8 @@ const schema = z
 
     PROFILES_FILE: z.string().min(1).optional(),
     PUBLIC_PROFILES: csv.default([]),
-    RATE_LIMIT_CREATES_PER_MIN: int(0).default(60),
-    MAX_ACTIVE_UPLOADS: int(0).default(20),
+    RATE_LIMIT_CREATES_PER_MIN: int(0).default(300),
+    MAX_ACTIVE_UPLOADS: int(0).default(100),
     QUOTA_BYTES_PER_DAY: int(0).default(10 * 1024 * MiB),
 
     WEBHOOK_URL: z.url().optional(),
@@ -205,7 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   });
 }
 
-const SECRET = /SECRET|PASSWORD|TOKEN|KEY/i;
+const SECRET = /SECRET|PASSWORD|TOKEN|_KEY$/i;
 
 /** The effective configuration, secrets redacted, for the start-up log. */
 export function describeConfig(config: Config): Record<string, unknown> {

@@ -30,6 +30,10 @@ export const TUSGATE_ENV: Readonly<Record<string, string>> = {
   MAX_UPLOAD_BYTES: String(2 * GiB),
   // a refused client is dropped after this long (lingering close); the default
   REFUSAL_LINGER_MS: '1000',
+  // one client makes every upload of a benchmark: what anyone may cost is not measured here
+  RATE_LIMIT_CREATES_PER_MIN: '0',
+  MAX_ACTIVE_UPLOADS: '0',
+  QUOTA_BYTES_PER_DAY: '0',
 };
 
 export async function startTusgate(dataDir: string, env: Record<string, string> = {}): Promise<Target> {
