@@ -14,11 +14,15 @@ export interface Metrics {
   locksLost: Counter;
   statesRebuilt: Counter<'phase'>;
   webhooks: Counter<'outcome'>;
+  /** Reads the webhook events waiting in the outbox when scraped (set once the delivery exists). */
+  webhooksPending: Gauge;
+  pendingWebhooks: { read?: () => Promise<number> };
 }
 
 /** `waiting` reads the number of finishes waiting for a transcode slot when scraped. */
 export function createMetrics(waiting: () => number): Metrics {
   const registry = new Registry();
+  const pendingWebhooks: Metrics['pendingWebhooks'] = {};
   collectDefaultMetrics({ register: registry, prefix: 'tusgate_' });
   const registers = [registry];
   return {
@@ -60,6 +64,16 @@ export function createMetrics(waiting: () => number): Metrics {
       labelNames: ['outcome'],
       registers,
     }),
+    webhooksPending: new Gauge({
+      name: 'tusgate_webhooks_pending',
+      help: 'Webhook events stored in the outbox and not delivered yet',
+      registers,
+      async collect() {
+        const read = pendingWebhooks.read;
+        if (read) this.set(await read().catch(() => Number.NaN));
+      },
+    }),
+    pendingWebhooks,
     statesRebuilt: new Counter({
       name: 'tusgate_states_rebuilt_total',
       help: 'Upload states found missing and rebuilt from the staging store',

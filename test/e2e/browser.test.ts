@@ -188,6 +188,8 @@ async function cuttableLink(port: number, uplinkBytesPerSecond: number) {
 
 /** Picks files through the Dashboard's own (hidden) file input, as a person's file dialog does. */
 async function pick(page: Page, ...files: string[]): Promise<void> {
+  // the Dashboard mounts once the page's module and Uppy's have loaded (slower on a busy machine)
+  await page.locator('.uppy-Dashboard').first().waitFor({ timeout: 30_000 });
   const input = page.locator('.uppy-Dashboard-input:not([webkitdirectory])');
   // once files are listed, the input is behind the Dashboard's "Add more files" button
   if ((await input.count()) === 0) await page.getByRole('button', { name: 'Add more files' }).click();
@@ -268,7 +270,8 @@ describe('the demo page, on tusgate itself (no auth on loopback)', () => {
   it('uploads two real photos and shows upright copies without EXIF or GPS', async () => {
     const { page } = browser;
     await page.goto(`${server.url}/`);
-    await expect(page.locator('#endpoint').innerText()).resolves.toBe(`${server.url}/files/`);
+    // the page learns its endpoint from settings.json: wait for it, the first paint shows '…'
+    await expect.poll(() => page.locator('#endpoint').innerText(), { timeout: 15_000 }).toBe(`${server.url}/files/`);
     await pick(page, GPS_PHOTO, ORIENTED_PHOTO);
 
     const gps = await outcome(page, 'DSCN0010.jpg');
@@ -362,7 +365,8 @@ describe('the page on another origin, offline in the middle of a 40 MiB upload',
 
     const { page } = browser;
     await page.goto(`${site.origin}/?api=${encodeURIComponent(server.url)}`);
-    await expect(page.locator('#endpoint').innerText()).resolves.toBe(`${server.url}/files/`);
+    // the page learns its endpoint from settings.json: wait for it, the first paint shows '…'
+    await expect.poll(() => page.locator('#endpoint').innerText(), { timeout: 15_000 }).toBe(`${server.url}/files/`);
     // Chromium's offline emulation fails new requests but lets one already sending finish:
     // with 1 MiB chunks, the next chunk after the drop is the one that fails
     await page.selectOption('#chunk-size', { label: '1 MiB' });
@@ -483,8 +487,8 @@ describe('with AUTH_MODE=jwt and DEMO=1', () => {
   it('shows the 401’s message without a token, and uploads with one pasted in', async () => {
     const { page } = browser;
     await page.goto(`${server.url}/`);
-    await expect(page.locator('#auth').isVisible()).resolves.toBe(true);
-    await expect(page.locator('#auth pre').innerText()).resolves.toContain("req.setHeader('Authorization', `Bearer ${await getToken()}`)");
+    await expect.poll(() => page.locator('#auth').isVisible(), { timeout: 15_000 }).toBe(true);
+    await expect.poll(() => page.locator('#auth pre').innerText(), { timeout: 15_000 }).toContain("req.setHeader('Authorization', `Bearer ${await getToken()}`)");
 
     await pick(page, GPS_PHOTO);
     const anonymous = await outcome(page, 'DSCN0010.jpg');
@@ -503,8 +507,8 @@ describe('with AUTH_MODE=jwt and DEMO=1', () => {
     const signedIn = await outcome(page, 'Landscape_6.jpg');
     expect(signedIn.state, signedIn.text).toBe('done');
     expect(Number(signedIn.data.width)).toBeGreaterThan(Number(signedIn.data.height));
-    const created = server.logs.find((line) => line.msg === 'request' && line.method === 'POST' && line.status === 201);
-    expect(created).toBeDefined();
+    // the server's log line arrives through a pipe, possibly after the page showed the result
+    await server.waitForLog((line) => line.msg === 'request' && line.method === 'POST' && line.status === 201, 10_000);
     expect(browser.errors).toEqual([]);
   });
 
