@@ -15,8 +15,7 @@ import * as fixtures from '../support/fixtures.ts';
 import { create, patch, request, TUS, type RawResponse } from '../support/http.ts';
 import { bearer, deadUrl, signHs256, startAuthHook, startJwks, type AuthHook, type Jwks } from '../support/identity.ts';
 import { filesUnder, freePort, ROOT, startArgs, startServer, tempDir, type RunningServer } from '../support/server.ts';
-import { errorCode } from '../support/tus.ts';
-import { authUpload } from '../support/tus-auth.ts';
+import { errorCode, upload as authUpload } from '../support/tus.ts';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const idOf = (url: string) => url.split('/').pop() ?? '';

@@ -5,7 +5,6 @@
  * Each test owns what it starts and removes it.
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import { CreateBucketCommand, DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -27,7 +26,7 @@ import {
   type TrickleEnd,
 } from '../support/faults.ts';
 import * as fixtures from '../support/fixtures.ts';
-import { TUS, create, head, patch, request, type RawResponse } from '../support/http.ts';
+import { create, head, patch, request, type RawResponse } from '../support/http.ts';
 import { startServer, tempDir, type RunningServer } from '../support/server.ts';
 import { emptyBucket, s3Client, s3Env } from '../support/services.ts';
 
@@ -352,28 +351,7 @@ describe('a PATCH waiting for a held lock', () => {
 
 /** A PATCH whose body is sent with Transfer-Encoding: chunked (no Content-Length). */
 function chunkedPatch(url: string, offset: number, pieces: Buffer[]): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method: 'PATCH',
-        agent: false,
-        headers: { ...TUS, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Transfer-Encoding': 'chunked' },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body) as T });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    for (const piece of pieces) req.write(piece);
-    req.end();
-  });
+  return patch(url, offset, Buffer.concat(pieces), { 'Transfer-Encoding': 'chunked' });
 }
 
 describe('a body past Upload-Length', () => {

@@ -17,8 +17,7 @@ import { patch, request, TUS, type RawResponse } from '../support/http.ts';
 import { bearer, signHs256 } from '../support/identity.ts';
 import { freePort, startServer, tempDir, type RunningServer } from '../support/server.ts';
 import { startNginx, type Nginx } from '../support/services.ts';
-import { errorCode } from '../support/tus.ts';
-import { authUpload } from '../support/tus-auth.ts';
+import { errorCode, upload as authUpload } from '../support/tus.ts';
 
 const services = inject('services');
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');

@@ -18,7 +18,6 @@ import { bearer, signHs256 } from '../support/identity.ts';
 import { Receiver, webhookSecret, type WebhookPayload } from '../support/receiver.ts';
 import { filesUnder, ROOT, startServer, tempDir, type RunningServer } from '../support/server.ts';
 import { errorCode, upload } from '../support/tus.ts';
-import { authUpload } from '../support/tus-auth.ts';
 
 const services = inject('services');
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -147,7 +146,7 @@ export async function onPublished(event) {
   it('a completed upload: upload.created, then artifact.published with the artifact record, profile, owner, meta and metadata', async () => {
     const sub = `ada-${run}`;
     const auth = bearer(await signHs256(SECRET, { sub, profile: 'avatar', meta: { userName: 'ada' } }));
-    const outcome = await authUpload(server.endpoint, photo, { headers: auth, metadata: { filename: 'ada.jpg', filetype: 'image/jpeg', other: 'dropped' } });
+    const outcome = await upload(server.endpoint, photo, { headers: auth, metadata: { filename: 'ada.jpg', filetype: 'image/jpeg', other: 'dropped' } });
     expect(outcome.error).toBeUndefined();
     const body = outcome.body as Artifact;
     const id = idOf(outcome.url ?? '');
@@ -176,7 +175,7 @@ export async function onPublished(event) {
 
   it('a disguised upload (HTML named photo.jpg): upload.refused with the gate\'s code', async () => {
     const auth = bearer(await signHs256(SECRET, { sub: `bea-${run}` }));
-    const outcome = await authUpload(server.endpoint, fixtures.htmlPage(20_000), { headers: auth });
+    const outcome = await upload(server.endpoint, fixtures.htmlPage(20_000), { headers: auth });
     expect(outcome.status).toBe(415);
     const code = errorCode(outcome);
     expect(code).toMatch(/^E_TYPE_/);
@@ -189,7 +188,7 @@ export async function onPublished(event) {
 
   it('DELETE /uploads/:id by its owner: artifact.deleted, and the artifact URL then answers 404', async () => {
     const auth = bearer(await signHs256(SECRET, { sub: `cid-${run}` }));
-    const outcome = await authUpload(server.endpoint, photo, { headers: auth });
+    const outcome = await upload(server.endpoint, photo, { headers: auth });
     expect(outcome.error).toBeUndefined();
     const body = outcome.body as Artifact;
     expect((await fetch(body.url)).status).toBe(200);
@@ -207,7 +206,7 @@ export async function onPublished(event) {
     receiver.behave = (_n, ofId) => (ofId < 2 ? 500 : 200);
     try {
       const auth = bearer(await signHs256(SECRET, { sub: `dan-${run}` }));
-      const outcome = await authUpload(server.endpoint, photo, { headers: auth });
+      const outcome = await upload(server.endpoint, photo, { headers: auth });
       expect(outcome.error).toBeUndefined();
       const id = idOf(outcome.url ?? '');
       await receiver.waitForEvents(id, ['upload.created', 'artifact.published']);
@@ -227,13 +226,13 @@ export async function onPublished(event) {
 
   it('HOOKS_MODULE onCreate refusing "sunday.jpg": 403 E_FORBIDDEN with its message; nothing is created', async () => {
     const auth = bearer(await signHs256(SECRET, { sub: `eve-${run}` }));
-    const outcome = await authUpload(server.endpoint, photo, { headers: auth, metadata: { filename: 'sunday.jpg', filetype: 'image/jpeg' } });
+    const outcome = await upload(server.endpoint, photo, { headers: auth, metadata: { filename: 'sunday.jpg', filetype: 'image/jpeg' } });
     expect(outcome.status).toBe(403);
     expect(outcome.body).toEqual({ error: { code: 'E_FORBIDDEN', message: 'no uploads on Sundays' } });
     expect(outcome.url).toBeNull();
     expect(hookLines().some((line) => line.hook === 'onCreate' && line.event.metadata.filename === 'sunday.jpg')).toBe(true);
     // the next upload's events arrive; none is about the refused one
-    const next = await authUpload(server.endpoint, photo, { headers: auth, metadata: { filename: 'monday.jpg', filetype: 'image/jpeg' } });
+    const next = await upload(server.endpoint, photo, { headers: auth, metadata: { filename: 'monday.jpg', filetype: 'image/jpeg' } });
     expect(next.error).toBeUndefined();
     await receiver.waitForEvents(idOf(next.url ?? ''), ['upload.created', 'artifact.published']);
     expect(receiver.accepted().filter((event) => event.payload.data.metadata.filename === 'sunday.jpg')).toEqual([]);

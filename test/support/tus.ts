@@ -21,6 +21,11 @@ export interface UploadOptions {
   onUploadUrlAvailable?: (upload: tus.Upload) => void;
   /** Gives access to the Upload object, e.g. to abort it. */
   onStart?: (upload: tus.Upload) => void;
+  /** What an authenticated client adds: fixed headers (a cookie, a bearer token), or the current token set before every request. */
+  headers?: Record<string, string>;
+  onBeforeRequest?: (req: tus.HttpRequest) => void | Promise<void>;
+  /** After each chunk (e.g. to pause with `abort()`, then `start()` again: the promise settles when the upload ends). */
+  onChunkComplete?: (upload: tus.Upload, chunkSize: number, sent: number, total: number) => void;
 }
 
 function parse(text: string | undefined): unknown {
@@ -34,13 +39,16 @@ function parse(text: string | undefined): unknown {
 
 export function upload(endpoint: string, data: Buffer, options: UploadOptions = {}): Promise<UploadOutcome> {
   return new Promise((resolve) => {
-    const client = new tus.Upload(data, {
+    const client: tus.Upload = new tus.Upload(data, {
       endpoint,
       chunkSize: options.chunkSize ?? Number.POSITIVE_INFINITY,
       metadata: options.metadata ?? { filename: 'photo.jpg', filetype: 'image/jpeg' },
       retryDelays: options.retryDelays ?? [],
       uploadUrl: options.uploadUrl,
       uploadLengthDeferred: options.uploadLengthDeferred ?? false,
+      headers: options.headers ?? {},
+      onBeforeRequest: options.onBeforeRequest,
+      onChunkComplete: (chunkSize, sent, total) => options.onChunkComplete?.(client, chunkSize, sent, total),
       onProgress: options.onProgress,
       onUploadUrlAvailable: () => options.onUploadUrlAvailable?.(client),
       onSuccess: ({ lastResponse }) =>
