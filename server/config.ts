@@ -12,7 +12,7 @@ import { IMAGE_TYPES, type Policy } from '../hooks/policy.ts';
 import { buildProfiles, type Profiles } from '../hooks/profiles.ts';
 import type { TranscodeOptions } from '../hooks/transcode.ts';
 import type { AuthOptions } from './auth/index.ts';
-import { isWebhookSecret } from './webhooks/signing.ts';
+import { isWebhookSecret } from './webhooks/secret.ts';
 
 const MiB = 1024 * 1024;
 
@@ -51,6 +51,7 @@ const schema = z
     OUTPUT_FORMAT: z.enum(['webp', 'avif']).default('webp'),
     OUTPUT_QUALITY: int(1, 100).default(80),
     OUTPUT_LONG_EDGE: int(16, 16383).default(2048),
+    AVIF_EFFORT: int(0, 9).default(3),
     ANIMATION: z.enum(['animate', 'first-frame']).default('animate'),
     TRANSCODE_CONCURRENCY: int(1, 64).default(Math.max(1, os.availableParallelism())),
     SHARP_THREADS: int(0, 64).default(1),
@@ -82,6 +83,8 @@ const schema = z
     S3_FORCE_PATH_STYLE: bool.default(false),
     S3_PART_SIZE: int(5 * MiB, 5 * 1024 * MiB).default(8 * MiB),
     S3_CHECKSUM_MODE: z.enum(['WHEN_REQUIRED', 'WHEN_SUPPORTED']).default('WHEN_REQUIRED'),
+    S3_STREAM_AFTER_BYTES: int(64 * 1024, 5 * MiB).default(MiB),
+    S3_TAIL_CACHE_BYTES: int(0).default(64 * MiB),
 
     AUTH_MODE: z.enum(['none', 'jwt', 'hook']).optional(),
     AUTH_JWT_SECRET: z.string().min(32, 'an HS256 secret of at least 32 characters').optional(),
@@ -119,6 +122,8 @@ const schema = z
     LOCK_DRAIN_MS: int(0).default(3_000),
     LOCK_POLL_MS: int(10).default(1_000),
     FENCE_CHECK_BYTES: int(64 * 1024).default(MiB),
+    WRITE_BUFFER_BYTES: int(64 * 1024, 16 * MiB).default(256 * 1024),
+    WRITE_BUFFERS_KEPT: int(0).default(16),
   })
   .superRefine((c, ctx) => {
     const require = (ok: boolean, path: string, message: string) => {
@@ -247,6 +252,7 @@ export function transcodeOf(config: Config): TranscodeOptions {
     format: config.OUTPUT_FORMAT,
     quality: config.OUTPUT_QUALITY,
     longEdge: config.OUTPUT_LONG_EDGE,
+    avifEffort: config.AVIF_EFFORT,
     animation: config.ANIMATION,
     timeoutSeconds: Math.ceil(config.TRANSCODE_TIMEOUT_MS / 1000),
   };

@@ -70,7 +70,7 @@ export async function createCore(config: Config, log: Logger, hooks: InProcessHo
   });
   const slots = new Slots(config.TRANSCODE_CONCURRENCY);
   const metrics = createMetrics(() => slots.queued);
-  const delivery = createDelivery(config, stores, metrics, log);
+  const delivery = await createDelivery(config, stores, metrics, log);
   if (delivery) metrics.pendingWebhooks.read = () => delivery.pending();
   const events = createEvents(delivery, hooks, log);
   const store = new GatedStore({

@@ -59,8 +59,17 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
           maxUploadBytes: config.MAX_UPLOAD_BYTES,
           cache: redis ? new IoRedisKvStore<MetadataValue>(redis, `${prefix}s3meta:`) : undefined,
           tempDir: dir('downloads'),
+          streamAfterBytes: config.S3_STREAM_AFTER_BYTES,
+          tailCacheBytes: config.S3_TAIL_CACHE_BYTES,
+          // the locker is made below; a listing is reused only while this instance holds the upload's lock
+          heldLease: (id) => locker.leaseOf(id),
         })
-      : createFileStaging({ directory: dir('staging'), expirationMs: config.UPLOAD_EXPIRES_AFTER_MS });
+      : createFileStaging({
+          directory: dir('staging'),
+          expirationMs: config.UPLOAD_EXPIRES_AFTER_MS,
+          writeBufferBytes: config.WRITE_BUFFER_BYTES,
+          writeBuffersKept: config.WRITE_BUFFERS_KEPT,
+        });
 
   const diskPublic = config.PUBLIC_STORE === 'file' ? new DiskPublicStore(dir('public')) : undefined;
   const publicStore =

@@ -3,7 +3,7 @@ import { IncomingMessage } from 'node:http';
 import { Server } from '@tus/server';
 import type { Upload } from '@tus/utils';
 import type Koa from 'koa';
-import { NodeRequest, sendNodeResponse } from 'srvx/node';
+import { sendNodeResponse } from 'srvx/node';
 import { Refusal } from '../hooks/errors.ts';
 import { failureRefusal, publicView, type Finisher } from '../hooks/finish.ts';
 import { checkDeclaredLength, triage } from '../hooks/policy.ts';
@@ -15,6 +15,7 @@ import { OWNER_KEY, PROFILE_KEY } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 import { requestLogger, type Logger } from './logger.ts';
 import { refusalOf, type InProcessHooks } from './hooks-module.ts';
+import { NodeBodyRequest, streamNodeBodies } from './node-body.ts';
 import { contextOf } from './request-context.ts';
 import { corsOrigin } from './responses.ts';
 import type { Metrics } from './metrics.ts';
@@ -52,7 +53,7 @@ function clientMetadata(metadata: Upload['metadata']): Record<string, string> {
 export function createTusServer({ config, profiles, store, finisher, log, metrics, locker, onCreate }: TusDeps): Server {
   const errors = tusErrorTable(config);
   const profileOf = (name: string | undefined) => profiles.get(name ?? 'default') ?? defaultProfile(profiles);
-  return new Server({
+  const server = new Server({
     path: config.tusPath,
     datastore: store,
     // the upload's own profile bounds its body (a deferred length, a creation-with-upload)
@@ -150,13 +151,15 @@ export function createTusServer({ config, profiles, store, finisher, log, metric
       });
     },
   });
+  streamNodeBodies(server, store);
+  return server;
 }
 
 /** Koa middleware handing the request to @tus/server (no body parser may run before it). */
 export function tusHandler(tus: Server): Koa.Middleware {
   return async (ctx) => {
     ctx.respond = false;
-    const request = new NodeRequest({ req: ctx.req, res: ctx.res });
+    const request = new NodeBodyRequest(ctx.req, ctx.res);
     const response = await asJsonError(await tus.handleWeb(request));
     await sendNodeResponse(ctx.res, response);
   };

@@ -1,4 +1,7 @@
-/** S3 staging (@tus/s3-store): loaded only when TUS_STORE=s3, so file staging never loads the AWS SDK. */
+/**
+ * S3 staging (s3-staging-store.ts: @tus/s3-store's layout, our write path): loaded only when
+ * TUS_STORE=s3, so file staging never loads the AWS SDK.
+ */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -7,8 +10,10 @@ import path from 'node:path';
 import { type Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
-import { S3Store, type MetadataValue } from '@tus/s3-store';
-import { ERRORS, type KvStore } from '@tus/utils';
+import type { MetadataValue } from '@tus/s3-store';
+import type { KvStore } from '@tus/utils';
+import type { HeldLease } from './s3-listing-memo.ts';
+import { StagingS3Store } from './s3-staging-store.ts';
 import { isNoSuchObject, StagedOriginalMissing, type StagingStore } from './staging.ts';
 
 /** Streams `source` into `target` (if given) while hashing it; never holds it in memory. */
@@ -38,54 +43,32 @@ export interface S3StagingOptions {
   cache?: KvStore<MetadataValue>;
   /** Where downloaded originals wait for the decoder. */
   tempDir?: string;
+  /** A part starts streaming into UploadPart once this many of its bytes came in one PATCH (smaller PATCHes leave a tail object). */
+  streamAfterBytes?: number;
+  /** Tail bytes this process wrote, kept in memory (for the whole process) so the part they begin is not downloaded back. */
+  tailCacheBytes?: number;
+  /** The lease this process holds on an upload's lock (UploadLocker.leaseOf): one S3 listing then serves a whole PATCH. */
+  heldLease?: HeldLease;
 }
 
-/**
- * S3Store with two corrections:
- * - a deferred-length upload is sized by our maximum, not by S3's 5 TiB (whose part size
- *   makes every PATCH re-upload the incomplete part);
- * - `remove` deletes everything of an upload: S3Store 2.0.7 stops at the abort of an
- *   already completed multipart upload (NoSuchUpload) before deleting the object and its
- *   `.info`, and never deletes the incomplete `.part` object;
- * - a deferred length, once declared, reaches a shared metadata cache: S3Store updates
- *   `.info` and relies on its in-memory cache holding the same object, so with a Redis
- *   cache the declared size was lost and the last PATCH never completed the upload.
- */
-class StagingS3Store extends S3Store {
-  constructor(options: ConstructorParameters<typeof S3Store>[0], maxUploadBytes: number) {
-    super(options);
-    Object.defineProperty(this, 'maxUploadSize', { value: maxUploadBytes });
-  }
-
-  override async declareUploadLength(id: string, length: number): Promise<void> {
-    await super.declareUploadLength(id, length);
-    await this.clearCache(id);
-  }
-
-  override async remove(id: string): Promise<void> {
-    try {
-      await super.remove(id);
-    } catch (error) {
-      if (error !== ERRORS.FILE_NOT_FOUND) throw error;
-    }
-    await this.client.deleteObjects({
-      Bucket: this.bucket,
-      Delete: { Objects: [{ Key: id }, { Key: this.infoKey(id) }, { Key: this.partKey(id, true) }], Quiet: true },
-    });
-    await this.clearCache(id);
-  }
-}
+/** `streamAfterBytes` when none is given (S3_STREAM_AFTER_BYTES's default): a smaller chunk never opens an UploadPart it cannot fill. */
+export const STREAM_AFTER_BYTES = 1024 * 1024;
+/** `tailCacheBytes` when none is given (S3_TAIL_CACHE_BYTES's default): for the process, whatever the number of uploads. */
+export const TAIL_CACHE_BYTES = 64 * 1024 * 1024;
 
 export function createS3Staging(options: S3StagingOptions): StagingStore {
-  const store = new StagingS3Store(
-    {
+  const store = new StagingS3Store({
+    s3: {
       partSize: options.partSize,
       expirationPeriodInMilliseconds: options.expirationMs,
       cache: options.cache,
       s3ClientConfig: { ...options.client, bucket: options.bucket },
     },
-    options.maxUploadBytes,
-  );
+    maxUploadBytes: options.maxUploadBytes,
+    streamAfterBytes: options.streamAfterBytes ?? STREAM_AFTER_BYTES,
+    tailCacheBytes: options.tailCacheBytes ?? TAIL_CACHE_BYTES,
+    heldLease: options.heldLease,
+  });
   const tempDir = options.tempDir ?? os.tmpdir();
   return {
     store,

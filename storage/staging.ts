@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { FileStore } from '@tus/file-store';
 import { type DataStore, ERRORS } from '@tus/utils';
 import { isNotFound } from './atomic-file.ts';
+import { CoalescingFileStore } from './file-write.ts';
 
 /** The staged original as a local file the decoder can read at random, with its digest. */
 export interface StagedFile {
@@ -64,10 +64,14 @@ async function digestFile(file: string): Promise<{ bytes: number; sha256: string
 export interface FileStagingOptions {
   directory: string;
   expirationMs: number;
+  /** WRITE_BUFFER_BYTES: each of an upload's two write buffers (file-write.ts). */
+  writeBufferBytes: number;
+  /** WRITE_BUFFERS_KEPT: idle write buffers kept for the next requests. */
+  writeBuffersKept: number;
 }
 
-export function createFileStaging({ directory, expirationMs }: FileStagingOptions): StagingStore {
-  const store = new FileStore({ directory, expirationPeriodInMilliseconds: expirationMs });
+export function createFileStaging({ directory, expirationMs, writeBufferBytes, writeBuffersKept }: FileStagingOptions): StagingStore {
+  const store = new CoalescingFileStore({ directory, expirationMs, bufferBytes: writeBufferBytes, keepBuffers: writeBuffersKept });
   return {
     store,
     async stagedFile(id) {

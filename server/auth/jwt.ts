@@ -7,7 +7,12 @@
  * picked up without a restart. If the keys cannot be fetched the answer is "unavailable":
  * nobody gets in on a guess.
  */
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey, JWTVerifyOptions } from 'jose';
+
+type Jose = typeof import('jose');
+let loading: Promise<Jose> | undefined;
+/** jose, loaded on the first token (AUTH_MODE=jwt only): a server without JWT auth never loads it. */
+const jose = (): Promise<Jose> => (loading ??= import('jose'));
 import { bearerToken } from './bearer.ts';
 import { parseIdentity } from './identity.ts';
 import { describe, parseHttpUrl } from './util.ts';
@@ -33,7 +38,7 @@ export function createJwtAuthenticator(options: JwtAuthOptions): Authenticate {
     try {
       payload = await verify(bearer.token);
     } catch (error) {
-      return explain(error, options);
+      return explain(error, options, (await jose()).errors);
     }
     const parsed = parseIdentity(payload);
     if (parsed.ok) return parsed;
@@ -67,11 +72,12 @@ function createVerifier(options: JwtAuthOptions): Verify {
       throw new AuthConfigError(`the HS256 auth secret must be at least ${MIN_SECRET_BYTES} bytes (RFC 7518, section 3.2)`);
     }
     const verifyOptions: JWTVerifyOptions = { ...base, algorithms: [...SECRET_ALGORITHMS] };
-    return async (token) => (await jwtVerify(token, key, verifyOptions)).payload;
+    return async (token) => (await (await jose()).jwtVerify(token, key, verifyOptions)).payload;
   }
   const getKey = remoteKeys(parseHttpUrl(jwksUrl ?? '', 'jwksUrl'));
   const verifyOptions: JWTVerifyOptions = { ...base, algorithms: [...JWKS_ALGORITHMS] };
   return async (token) => {
+    const { errors, jwtVerify } = await jose();
     try {
       return (await jwtVerify(token, getKey, verifyOptions)).payload;
     } catch (error) {
@@ -90,8 +96,10 @@ function createVerifier(options: JwtAuthOptions): Verify {
 }
 
 function remoteKeys(url: URL): JWTVerifyGetKey {
-  const jwks = createRemoteJWKSet(url);
+  let jwks: JWTVerifyGetKey | undefined;
   return async (header, token) => {
+    const { createRemoteJWKSet, errors } = await jose();
+    jwks ??= createRemoteJWKSet(url);
     try {
       return await jwks(header, token);
     } catch (error) {
@@ -103,7 +111,7 @@ function remoteKeys(url: URL): JWTVerifyGetKey {
 
 const SIGN_IN_AGAIN = 'sign in again to get a new token';
 
-function explain(error: unknown, options: JwtAuthOptions): AuthFailure {
+function explain(error: unknown, options: JwtAuthOptions, errors: Jose['errors']): AuthFailure {
   const detail = describe(error);
   if (error instanceof KeysUnavailable) {
     return deny(
@@ -133,7 +141,7 @@ function explain(error: unknown, options: JwtAuthOptions): AuthFailure {
   return deny('invalid', 'The bearer token is not a well-formed JWT: send the token your sign-in gave you, unchanged.', detail);
 }
 
-function claimMessage(error: InstanceType<typeof errors.JWTClaimValidationFailed>, options: JwtAuthOptions): string {
+function claimMessage(error: InstanceType<Jose['errors']['JWTClaimValidationFailed']>, options: JwtAuthOptions): string {
   switch (error.claim) {
     case 'exp':
       return error.reason === 'missing'

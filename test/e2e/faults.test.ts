@@ -161,6 +161,8 @@ describe('the sweeper and the finish queue', () => {
       TRANSCODE_CONCURRENCY: '1',
       SHARP_THREADS: '1',
       OUTPUT_FORMAT: 'avif',
+      // slow on purpose (the default effort is faster): the finishes must queue behind the one slot
+      AVIF_EFFORT: '4',
       OUTPUT_LONG_EDGE: '1536',
     };
     const server = await start(env);

@@ -1,0 +1,107 @@
+/**
+ * Request bodies go from the socket to the store as Node streams, without the web-stream
+ * round trip of @tus/server 2 (srvx's `Readable.toWeb(req)`, then @tus/server's
+ * `Readable.fromWeb`). That round trip copies every chunk on Node 20
+ * (`new Uint8Array(chunk)` in `newReadableStreamFromStreamReadable`) and allocates promises
+ * and read requests per chunk; with a small young generation those copies outlive their
+ * scavenges, pile up as external memory in the old generation and keep a mark-compact
+ * running every few megabytes: the slow mode of docs/benchmarks.md.
+ *
+ * How: a PATCH or POST reaches @tus/server as a `NodeBodyRequest`, whose `body` is a
+ * placeholder that remembers the IncomingMessage. The PATCH and POST handlers' writeToStore
+ * is replaced (the handlers are not exported, so on the instances) by `writeNodeBody`, which
+ * does what @tus/server's does - a PassThrough proxy so that a failed write never destroys
+ * the request (the client still gets its response), the body limit, abort on cancel - from
+ * the IncomingMessage itself. The placeholder fails loudly if anything reads it: if a new
+ * @tus/server stopped calling writeToStore, every upload would fail in the tests rather than
+ * silently take the slow path.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Server } from '@tus/server';
+import { ERRORS, StreamLimiter, type CancellationContext, type DataStore, type Upload } from '@tus/utils';
+import { NodeRequest } from 'srvx/node';
+
+const bodies = new WeakMap<ReadableStream, IncomingMessage>();
+
+export class BodyReadThroughWebStreamError extends Error {
+  override name = 'BodyReadThroughWebStreamError';
+  constructor() {
+    super('a request body was read through its web stream: @tus/server no longer calls writeToStore (server/node-body.ts)');
+  }
+}
+
+function placeholder(req: IncomingMessage): ReadableStream {
+  const stream = new ReadableStream({
+    pull() {
+      throw new BodyReadThroughWebStreamError();
+    },
+  });
+  bodies.set(stream, req);
+  return stream;
+}
+
+/** A srvx request whose body stays the Node stream it is (see the top of this file). */
+export class NodeBodyRequest extends NodeRequest {
+  readonly #req: IncomingMessage;
+  #body: ReadableStream | null | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse) {
+    super({ req, res });
+    this.#req = req;
+  }
+
+  override get body(): ReadableStream | null {
+    if (this.#body === undefined) this.#body = this.method === 'GET' || this.method === 'HEAD' ? null : placeholder(this.#req);
+    return this.#body;
+  }
+}
+
+/**
+ * @tus/server's writeToStore (handlers/BaseHandler.js, 2.4.5) with the IncomingMessage as
+ * the source; any other body (none, or a real web stream) is read as an async iterable.
+ */
+async function writeNodeBody(store: DataStore, body: ReadableStream | null, upload: Upload, maxFileSize: number, context: CancellationContext): Promise<number> {
+  if (context.signal.aborted) throw ERRORS.ABORTED;
+  const source: Readable = (body && bodies.get(body)) ?? (body ? Readable.from(body) : Readable.from([]));
+  const proxy = new PassThrough();
+  let sourceError: unknown;
+  const onSourceError = (error: Error) => {
+    sourceError = error;
+    source.unpipe(proxy);
+    if (!context.signal.aborted) proxy.destroy(error);
+  };
+  source.on('error', onSourceError);
+  const onAbort = () => {
+    source.unpipe(proxy);
+    if (!proxy.destroyed) proxy.end();
+  };
+  context.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    let offset = upload.offset;
+    await pipeline(source.pipe(proxy), new StreamLimiter(maxFileSize), async (limited: AsyncIterable<Buffer>) => {
+      // pipeline hands the function the last stream itself (the limiter), a Readable
+      if (!(limited instanceof Readable)) throw new TypeError('pipeline passed no stream');
+      offset = await store.write(limited, upload.id, upload.offset);
+    });
+    return offset;
+  } catch (error) {
+    source.unpipe(proxy);
+    const aborted = (sourceError !== undefined && error === sourceError) || (error instanceof Error && error.name === 'AbortError');
+    throw aborted ? ERRORS.ABORTED : error;
+  } finally {
+    source.off('error', onSourceError);
+    context.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Makes the PATCH and POST handlers of `server` write Node bodies to `store` directly. */
+export function streamNodeBodies(server: Server, store: DataStore): void {
+  for (const handler of [server.handlers.PATCH, server.handlers.POST]) {
+    if (!('writeToStore' in handler)) throw new Error('@tus/server handlers have no writeToStore to replace (server/node-body.ts)');
+    Object.defineProperty(handler, 'writeToStore', {
+      value: (body: ReadableStream | null, upload: Upload, maxFileSize: number, context: CancellationContext) => writeNodeBody(store, body, upload, maxFileSize, context),
+    });
+  }
+}

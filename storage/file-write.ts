@@ -1,0 +1,143 @@
+/**
+ * The file staging store's write path: a request body appended to its staged file through
+ * two reused buffers, one filling while the other is written, instead of @tus/file-store's
+ * `fs.createWriteStream` (one write, one request object and one threadpool round trip per
+ * 64 KiB socket chunk, each chunk kept alive until the disk has it).
+ *
+ * Each chunk is copied into the buffer that is filling and can be dropped at once, so the
+ * young generation collects it; a full buffer is written while the next fills. Bytes reach
+ * the file in order, so its size stays the upload's offset (FileStore reads it with stat).
+ *
+ * The writer is a body's last reader: it takes the chunks it is given and frees each one
+ * once copied (see release), so nothing may keep a chunk it passed on.
+ *
+ * When the body ends, what it brought is written. When it fails (a cut connection, the
+ * body limit, a lock lost), the buffer not yet written is dropped: those bytes were never
+ * acknowledged, and a holder that lost its lock must not write them.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { FileStore } from '@tus/file-store';
+import { ERRORS } from '@tus/utils';
+import { freeArrayBuffer } from './free-buffer.ts';
+
+/** Reused buffers, so that a busy server does not allocate two per request. */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    readonly bytes: number,
+    private readonly keep: number,
+  ) {}
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.bytes);
+  }
+  give(buffer: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(buffer);
+  }
+}
+
+/** The disk failed (not the body): FileStore's FILE_WRITE_ERROR. */
+class DiskWriteFailed extends Error {
+  override name = 'DiskWriteFailed';
+}
+
+async function writeFully(handle: fs.FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
+  let done = 0;
+  try {
+    while (done < length) {
+      const { bytesWritten } = await handle.write(buffer, done, length - done, position + done);
+      done += bytesWritten;
+    }
+  } catch (error) {
+    throw new DiskWriteFailed('writing the staged file failed', { cause: error });
+  }
+}
+
+/**
+ * Frees a chunk's memory now rather than at V8's next collection (free-buffer.ts): request body chunks are each their own
+ * ArrayBuffer (Node's HTTP parser copies them out of the socket's read buffer), tiny
+ * objects on the JavaScript heap that hold 64 KiB outside it, so between two young-generation
+ * collections tens of megabytes of them wait as garbage. Only a chunk that is its whole
+ * ArrayBuffer is freed, never a slice of a shared one (Buffer's pool, a subarray).
+ */
+function release(chunk: Buffer): void {
+  const { buffer } = chunk;
+  if (buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength) freeArrayBuffer(buffer);
+}
+
+/** Appends `source` to `file` from `offset`; resolves to the offset after the last byte written. */
+export async function appendBody(source: Readable, file: string, offset: number, pool: BufferPool): Promise<number> {
+  const handle = await fs.open(file, 'r+').catch((error: unknown) => {
+    throw new DiskWriteFailed('opening the staged file failed', { cause: error });
+  });
+  const buffers = [pool.take(), pool.take()] as const;
+  let [filling, spare] = buffers;
+  let fill = 0;
+  let position = offset;
+  let writing: Promise<void> = Promise.resolve();
+  // Hands the filled buffer to the disk once the previous write is done; the other one fills meanwhile.
+  const flip = async () => {
+    await writing;
+    const length = fill;
+    writing = writeFully(handle, filling, length, position).then(() => {
+      position += length;
+    });
+    [filling, spare] = [spare, filling];
+    fill = 0;
+  };
+  try {
+    for await (const data of source) {
+      if (!Buffer.isBuffer(data)) throw new TypeError('a request body chunk is not a Buffer');
+      let at = 0;
+      while (at < data.length) {
+        const copied = data.copy(filling, fill, at);
+        fill += copied;
+        at += copied;
+        if (fill === pool.bytes) await flip();
+      }
+      release(data);
+    }
+    if (fill > 0) await flip();
+    await writing;
+    return position;
+  } catch (error) {
+    // what was handed to the disk is there; the rest is dropped (see the top of this file)
+    await writing.catch(() => {});
+    throw error;
+  } finally {
+    await handle.close();
+    pool.give(buffers[0]);
+    pool.give(buffers[1]);
+  }
+}
+
+export interface CoalescingFileStoreOptions {
+  directory: string;
+  expirationMs: number;
+  /** Bytes of each of an upload's two write buffers. */
+  bufferBytes: number;
+  /** Idle buffers kept for the next requests. */
+  keepBuffers: number;
+}
+
+/** @tus/file-store with the write path above; everything else (metadata, offsets from stat) is FileStore's. */
+export class CoalescingFileStore extends FileStore {
+  private readonly pool: BufferPool;
+  private readonly dir: string;
+
+  constructor({ directory, expirationMs, bufferBytes, keepBuffers }: CoalescingFileStoreOptions) {
+    super({ directory, expirationPeriodInMilliseconds: expirationMs });
+    this.dir = directory;
+    this.pool = new BufferPool(bufferBytes, keepBuffers);
+  }
+
+  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    try {
+      return await appendBody(readable, path.join(this.dir, id), offset, this.pool);
+    } catch (error) {
+      // as FileStore: the disk failing is FILE_WRITE_ERROR; the body's own error (a limit, a lost lock) is passed on
+      throw error instanceof DiskWriteFailed ? ERRORS.FILE_WRITE_ERROR : error;
+    }
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The S3 staging store's write path (storage/s3-staging-store.ts, s3-part-writer.ts,
+ * s3-tail.ts) against a real Ceph RGW: parts streamed, tails written once and never
+ * rewritten, nothing deleted before its replacement is in S3, uploads @tus/s3-store staged
+ * resumed, and what another instance (a fresh store, no cache) sees.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { S3Store } from '@tus/s3-store';
+import { Upload } from '@tus/utils';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { createS3Staging } from '../../storage/s3-staging.ts';
+import { s3ClientConfig } from '../../storage/s3-client.ts';
+import { TailCache } from '../../storage/s3-tail-cache.ts';
+import { emptyBucket, s3Client } from '../support/services.ts';
+
+const services = inject('services');
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const PART = 5 * MiB;
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const bucket = `s3stage-${Date.now().toString(36)}`;
+let s3: S3Client;
+
+process.env.AWS_ACCESS_KEY_ID = services.s3.accessKeyId;
+process.env.AWS_SECRET_ACCESS_KEY = services.s3.secretAccessKey;
+const client = s3ClientConfig({ endpoint: services.s3.endpoint, region: services.s3.region, forcePathStyle: true, checksumMode: 'WHEN_REQUIRED' });
+
+/** A fresh store: another instance, no cache shared with the others. */
+const staging = () => createS3Staging({ client, bucket, partSize: PART, expirationMs: 0, maxUploadBytes: 64 * MiB });
+
+/** `data` as a request body arrives: 64 KiB chunks (or `chunk`). */
+function body(data: Buffer, chunk = 64 * KiB): Readable {
+  function* pieces() {
+    for (let at = 0; at < data.length; at += chunk) yield data.subarray(at, at + chunk);
+  }
+  return Readable.from(pieces(), { objectMode: false });
+}
+
+/** A body that fails after `bytes` (a lost lock, a broken connection). */
+function failingBody(data: Buffer, bytes: number): Readable {
+  async function* pieces() {
+    for (let at = 0; at < bytes; at += 64 * KiB) yield data.subarray(at, Math.min(at + 64 * KiB, bytes));
+    throw new Error('the connection broke');
+  }
+  return Readable.from(pieces(), { objectMode: false });
+}
+
+async function created(size: number | undefined, store = staging().store): Promise<string> {
+  const id = randomBytes(16).toString('hex');
+  await store.create(new Upload({ id, size, offset: 0, metadata: {} }));
+  return id;
+}
+
+async function keysOf(id: string): Promise<string[]> {
+  const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: id }));
+  return (page.Contents ?? []).map((object) => object.Key ?? '').sort();
+}
+
+async function stored(id: string): Promise<Buffer> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: id }));
+  return Buffer.from((await object.Body?.transformToByteArray()) ?? []);
+}
+
+beforeAll(async () => {
+  s3 = s3Client(services);
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  return async () => {
+    await emptyBucket(s3, bucket);
+  };
+});
+
+describe('S3 staging write path', () => {
+  it('one PATCH of 12 MiB: parts streamed, the object whole, no tail, nothing left after remove', async () => {
+    const data = randomBytes(12 * MiB);
+    const { store } = staging();
+    const id = await created(data.length, store);
+    expect(await store.write(body(data), id, 0)).toBe(data.length);
+    expect((await staging().store.getUpload(id)).offset).toBe(data.length);
+    const back = await stored(id);
+    let diff = 0;
+    while (diff < back.length && back[diff] === data[diff]) diff++;
+    expect({ length: back.length, diff }).toEqual({ length: data.length, diff: data.length });
+    expect(sha(back)).toBe(sha(data));
+    expect(await keysOf(id)).toEqual([id, `${id}.info`]);
+    await store.remove(id);
+    expect(await keysOf(id)).toEqual([]);
+  });
+
+  it('64 KiB PATCHes: each leaves one tail object, written once and never rewritten; another instance resumes', async () => {
+    const data = randomBytes(6 * MiB + 123);
+    const id = await created(data.length);
+    const chunk = 64 * KiB;
+    let offset = 0;
+    let firstTail: { etag?: string; modified?: Date } | undefined;
+    for (let i = 0; offset < 3 * MiB; i++) {
+      const { store } = staging(); // every PATCH on another instance
+      const piece = data.subarray(offset, offset + chunk);
+      offset = await store.write(body(piece), id, offset);
+      expect(offset).toBe((i + 1) * chunk);
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${id}.part` }));
+      if (!firstTail) firstTail = { etag: head.ETag, modified: head.LastModified };
+      else expect({ etag: head.ETag, modified: head.LastModified }).toEqual(firstTail); // never rewritten
+      expect((await keysOf(id)).filter((key) => key.startsWith(`${id}.part`))).toHaveLength(i + 1);
+    }
+    expect((await staging().store.getUpload(id)).offset).toBe(offset);
+    // the rest in one PATCH: the tail goes into part 1 (read once), then deleted
+    const { store } = staging();
+    expect(await store.write(body(data.subarray(offset)), id, offset)).toBe(data.length);
+    expect(await keysOf(id)).toEqual([id, `${id}.info`]);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await store.remove(id);
+  });
+
+  it('a body that ends before its streamed part is full keeps its bytes as a tail; the next PATCH completes the upload', async () => {
+    const data = randomBytes(12 * MiB);
+    const { store } = staging();
+    const id = await created(data.length, store);
+    // 7 MiB: part 1 (5 MiB) and 2 MiB of a part that had started streaming
+    expect(await store.write(body(data.subarray(0, 7 * MiB)), id, 0)).toBe(7 * MiB);
+    expect((await staging().store.getUpload(id)).offset).toBe(7 * MiB);
+    expect(await keysOf(id)).toEqual([`${id}.info`, `${id}.part`]);
+    expect(await store.write(body(data.subarray(7 * MiB)), id, 7 * MiB)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
+    expect(await keysOf(id)).toEqual([id, `${id}.info`]);
+    await store.remove(id);
+  });
+
+  it('a tail object another instance rewrote is read from S3, not from the bytes this instance kept', async () => {
+    const data = randomBytes(6 * MiB);
+    const { store } = staging();
+    const id = await created(data.length, store);
+    expect(await store.write(body(data.subarray(0, 512 * KiB)), id, 0)).toBe(512 * KiB); // kept in this instance's tail cache
+    const theirs = randomBytes(512 * KiB); // the same key, the same length, other bytes
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}.part`, Body: theirs, Metadata: { 'tus-start': '0' } }));
+    expect(await store.write(body(data.subarray(512 * KiB)), id, 512 * KiB)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(Buffer.concat([theirs, data.subarray(512 * KiB)])));
+    await store.remove(id);
+  });
+
+  it('a body that fails writes no tail: the offset stays at what S3 acknowledged', async () => {
+    const data = randomBytes(8 * MiB);
+    const { store } = staging();
+    const id = await created(data.length, store);
+    expect(await store.write(body(data.subarray(0, 100 * KiB)), id, 0)).toBe(100 * KiB);
+    await expect(store.write(failingBody(data.subarray(100 * KiB), 6 * MiB), id, 100 * KiB)).rejects.toThrow(/broke/);
+    // part 1 (the tail + 4.9 MiB) was full and is in S3; nothing of part 2 is kept
+    const offset = (await staging().store.getUpload(id)).offset;
+    expect(offset).toBe(PART);
+    expect(await keysOf(id)).toEqual([`${id}.info`]);
+    expect(await store.write(body(data.subarray(offset)), id, offset)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await store.remove(id);
+  });
+
+  it('a stale tail object (its part in S3, its deletion lost in a crash) is not counted', async () => {
+    const data = randomBytes(11 * MiB);
+    const { store } = staging();
+    const id = await created(data.length, store);
+    expect(await store.write(body(data.subarray(0, 1 * MiB)), id, 0)).toBe(1 * MiB);
+    expect(await store.write(body(data.subarray(1 * MiB, 5 * MiB)), id, 1 * MiB)).toBe(5 * MiB);
+    expect(await keysOf(id)).toEqual([`${id}.info`]);
+    // what the crash left: the `.part` that went into part 1, stamped with its start 0
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}.part`, Body: data.subarray(0, 1 * MiB), Metadata: { 'tus-start': '0' } }));
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}.part.000000000524288`, Body: data.subarray(0, 512 * KiB) }));
+    expect((await staging().store.getUpload(id)).offset).toBe(5 * MiB);
+    expect(await store.write(body(data.subarray(5 * MiB)), id, 5 * MiB)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await store.remove(id);
+    expect(await keysOf(id)).toEqual([]);
+  });
+
+  it('resumes an upload @tus/s3-store staged (a part and its `.part`)', async () => {
+    const data = randomBytes(9 * MiB);
+    const id = randomBytes(16).toString('hex');
+    const theirs = new S3Store({ partSize: PART, s3ClientConfig: { ...client, bucket } });
+    await theirs.create(new Upload({ id, size: data.length, offset: 0, metadata: {} }));
+    expect(await theirs.write(body(data.subarray(0, 6 * MiB)), id, 0)).toBe(6 * MiB);
+    expect(await keysOf(id)).toEqual([`${id}.info`, `${id}.part`]);
+    const ours = staging().store;
+    expect((await ours.getUpload(id)).offset).toBe(6 * MiB);
+    expect(await ours.write(body(data.subarray(6 * MiB, 7 * MiB)), id, 6 * MiB)).toBe(7 * MiB);
+    expect(await ours.write(body(data.subarray(7 * MiB)), id, 7 * MiB)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await ours.remove(id);
+    expect(await keysOf(id)).toEqual([]);
+  });
+
+  it('a deferred length: parts and tail while it is unknown, completed once it is declared', async () => {
+    const data = randomBytes(7 * MiB + 5);
+    const { store } = staging();
+    const id = await created(undefined, store);
+    expect(await store.write(body(data), id, 0)).toBe(data.length);
+    expect((await staging().store.getUpload(id)).size).toBeUndefined();
+    await store.declareUploadLength(id, data.length);
+    expect(await store.write(body(Buffer.alloc(0)), id, data.length)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await store.remove(id);
+  });
+
+  it('under one lease, one listing serves the PATCH; a new lease lists again', async () => {
+    let lease = { valid: () => true };
+    const { store } = createS3Staging({ client, bucket, partSize: PART, expirationMs: 0, maxUploadBytes: 64 * MiB, heldLease: () => lease });
+    const data = randomBytes(6 * MiB);
+    const id = await created(data.length, store);
+    expect((await store.getUpload(id)).offset).toBe(0);
+    // another writer's tail (it could not exist under our lock): not seen under the same lease
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}.part`, Body: data.subarray(0, 1000), Metadata: { 'tus-start': '0' } }));
+    expect((await store.getUpload(id)).offset).toBe(0);
+    lease = { valid: () => true };
+    expect((await store.getUpload(id)).offset).toBe(1000);
+    expect(await store.write(body(data.subarray(1000, 2000)), id, 1000)).toBe(2000);
+    // a write drops what was listed: the next question lists again, even under the same lease
+    expect((await store.getUpload(id)).offset).toBe(2000);
+    expect(await store.write(body(data.subarray(2000)), id, 2000)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await store.remove(id);
+  });
+
+  it('an offset that is not the staged one is refused before a byte is written', async () => {
+    const { store } = staging();
+    const id = await created(6 * MiB, store);
+    await expect(store.write(body(randomBytes(KiB)), id, 10)).rejects.toMatchObject({ status_code: 409 });
+    expect(await keysOf(id)).toEqual([`${id}.info`]);
+    await store.remove(id);
+    await store.remove(id); // gone already: nothing to do, no error
+    await expect(store.getUpload(id)).rejects.toMatchObject({ status_code: 404 });
+  });
+});
+
+describe('the tail cache', () => {
+  it('holds at most its budget for the process, oldest out first, and answers only for the ETag S3 lists', () => {
+    const cache = new TailCache(3 * KiB);
+    const kib = (n: number) => Buffer.alloc(n * KiB, n);
+    cache.set('a', '"1"', 0, kib(1));
+    cache.set('b', '"2"', 0, kib(1));
+    cache.set('c', '"3"', 0, kib(1));
+    expect(cache.size).toBe(3 * KiB);
+    cache.set('d', '"4"', 0, kib(2)); // a and b go
+    expect([cache.get('a', '"1"'), cache.get('b', '"2"')]).toEqual([undefined, undefined]);
+    expect(cache.get('c', '"3"')?.bytes).toEqual(kib(1));
+    expect(cache.get('d', '"4"')?.bytes).toEqual(kib(2));
+    expect(cache.get('d', '"other"')).toBeUndefined();
+    cache.set('e', '"5"', 0, kib(4)); // larger than the whole budget: not kept
+    expect(cache.get('e', '"5"')).toBeUndefined();
+    expect(cache.size).toBe(3 * KiB);
+    cache.delete('c');
+    cache.delete('d');
+    expect(cache.size).toBe(0);
+  });
+});
