@@ -10,8 +10,11 @@
  * and VmHWM (the kernel's peak RSS), reset to the current RSS just before the upload
  * (echo 5 > /proc/<pid>/clear_refs). Peak delta = max(VmHWM, sampled max) - RSS before.
  * The samples are split at the moment every byte was stored (wchar, as in benchmark 1).
+ * RSS over time (every 20 ms from the POST to 1 s after the response) is kept per run and
+ * drawn as docs/bench-memory.svg; startRssTrace is there for other benchmarks too.
  */
 import path from 'node:path';
+import { type Chart, rssChart, type RssPoint } from './charts.ts';
 import { create, streamedPatch, type StreamedPatch } from './clients.ts';
 import { generatedBody, jpegHead } from './payloads.ts';
 import { readMemory, resetPeak, RssSampler } from './proc.ts';
@@ -35,6 +38,8 @@ export interface MemoryRun {
   patch: StreamedPatch;
   /** The artifact or error the server answered. */
   outcome: string;
+  /** VmRSS over time, from the POST (t = 0) to 1 s after the response. */
+  trace: RssPoint[];
 }
 
 export interface MemoryResult {
@@ -45,6 +50,32 @@ export interface MemoryResult {
   baselineDifference: number;
 }
 
+/**
+ * Samples /proc/<pid>/status VmRSS every `everyMs` from now on; stop() answers the points,
+ * tMs counted from the call. A process that has exited ends the trace.
+ */
+export function startRssTrace(pid: number, everyMs = 20): { stop(): RssPoint[] } {
+  const points: RssPoint[] = [];
+  const t0 = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const sample = () => {
+    try {
+      points.push({ tMs: performance.now() - t0, rssBytes: readMemory(pid).rss });
+    } catch {
+      clearInterval(timer);
+    }
+  };
+  sample();
+  timer = setInterval(sample, everyMs);
+  return {
+    stop() {
+      sample();
+      clearInterval(timer);
+      return points;
+    },
+  };
+}
+
 async function oneUpload(start: () => Promise<Target>, label: string, size: number): Promise<MemoryRun> {
   const server = await start();
   try {
@@ -52,11 +83,13 @@ async function oneUpload(start: () => Promise<Target>, label: string, size: numb
     const rssBefore = readMemory(server.pid).rss;
     const hwmReset = resetPeak(server.pid);
     const sampler = new RssSampler(server.pid, 10, size);
+    const trace = startRssTrace(server.pid);
     const url = await create(server.endpoint, size, 'photo.jpg');
     const body = generatedBody(size, await jpegHead(), MiB);
     const patch = await streamedPatch(url, 0, size, body.stream, 120_000);
     await sleep(1000);
     const sampledPeak = sampler.stop();
+    const points = trace.stop();
     const { rss: rssAfter, hwm } = readMemory(server.pid);
     const peak = Math.max(hwmReset ? hwm : 0, sampledPeak);
     return {
@@ -74,6 +107,7 @@ async function oneUpload(start: () => Promise<Target>, label: string, size: numb
       samples: sampler.samples,
       patch: { ...patch, body: patch.body.slice(0, 300) },
       outcome: outcomeOf(patch),
+      trace: points,
     };
   } finally {
     await server.stop();
@@ -107,4 +141,17 @@ export async function memoryBench(workDir: string): Promise<MemoryResult> {
     difference: Math.abs(delta('tusgate', GiB) - delta('tusgate', MiB)),
     baselineDifference: Math.abs(delta('baseline', GiB) - delta('baseline', MiB)),
   };
+}
+
+export const MEMORY_CHART_FILE = 'bench-memory.svg';
+
+/** Benchmark 3's RSS over time, one line per upload (t = 0 at its POST). */
+export function memoryCharts(result: MemoryResult): Chart[] {
+  const name = (r: MemoryRun) => `${r.server === 'baseline' ? 'bare @tus/server' : 'tusgate'} ${r.label}`;
+  const svg = rssChart(
+    'Benchmark 3: server RSS during one upload (fresh server each)',
+    result.runs.map((r) => ({ name: name(r), points: r.trace })),
+    { subtitle: `Node ${process.version}; VmRSS every 20 ms from the POST to 1 s after the response` },
+  );
+  return [{ file: MEMORY_CHART_FILE, alt: 'Benchmark 3: server RSS over time for 1 MiB, 256 MiB and 1 GiB uploads', svg }];
 }

@@ -5,13 +5,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { authRows, authSection, type AuthResult } from './auth.ts';
+import { avifRows, avifSection, type AvifResult } from './avif.ts';
+import { finishLoadRows, finishLoadSection, type FinishLoadResult } from './finish-load.ts';
+import { footprintCharts, footprintRows, footprintSection, type FootprintResult } from './footprint.ts';
 import type { FinishResult } from './finish.ts';
 import { instancesRows, instancesSection, type InstancesResult } from './instances.ts';
-import type { MemoryResult } from './memory.ts';
-import { rawRunsTable, valuesOf, type ReceiveResult } from './receive.ts';
+import { memoryCharts, type MemoryResult } from './memory.ts';
+import { receiveCharts, receiveRows, receiveSection, type ReceiveResult } from './receive.ts';
+import { type Chart, chartImage, writeCharts } from './charts.ts';
 import type { RefusalResult } from './refusal.ts';
 import { s3Rows, s3Section, type S3Result } from './s3.ts';
-import { fmt, loadAverages, MB, median } from './stats.ts';
+import { fmt, loadAverages, MB } from './stats.ts';
 import { mdTable, textTable, verdict, type SummaryRow } from './table.ts';
 import { ROOT, startArgs } from '../support/server.ts';
 
@@ -87,6 +91,9 @@ export interface Results {
   s3?: S3Result;
   instances?: InstancesResult;
   auth?: AuthResult;
+  footprint?: FootprintResult;
+  avif?: AvifResult;
+  finishLoad?: FinishLoadResult;
   seconds: number;
 }
 
@@ -96,17 +103,7 @@ const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 2)} MiB`;
 export function summaryRows(results: Results): SummaryRow[] {
   const rows: SummaryRow[] = [];
   const { receive, refusal, memory, finish } = results;
-  for (const c of receive?.cases ?? []) {
-    rows.push({
-      benchmark: `1 receive ${c.label}`,
-      metric: 'median MB/s to all bytes stored',
-      tusgate: fmt(c.tusgateMedian),
-      baseline: fmt(c.baselineMedian),
-      ratio: `${fmt(c.ratio, 3)}x`,
-      target: '>= 0.95x',
-      result: verdict(Number.isFinite(c.ratio) ? c.ratio >= 0.95 : undefined),
-    });
-  }
+  if (receive) rows.push(...receiveRows(receive));
   if (refusal) {
     const read = refusal.serverSocketBytesRead;
     rows.push({
@@ -163,6 +160,9 @@ export function summaryRows(results: Results): SummaryRow[] {
   if (results.s3) rows.push(...s3Rows(results.s3));
   if (results.instances) rows.push(...instancesRows(results.instances));
   if (results.auth) rows.push(...authRows(results.auth));
+  if (results.footprint) rows.push(...footprintRows(results.footprint));
+  if (results.avif) rows.push(...avifRows(results.avif));
+  if (results.finishLoad) rows.push(...finishLoadRows(results.finishLoad));
   return rows;
 }
 
@@ -179,9 +179,11 @@ export function markdown(results: Results): string {
   out.push('# Benchmarks');
   out.push('');
   out.push(
-    `Written by \`npm run bench\` (test/bench/run.ts) on ${machine.date}; the whole run took ${fmt(results.seconds, 0)} s. ` +
+    `Written by \`npm run bench\` (test/bench/run.ts) on ${machine.date} with Node ${machine.node}${nodeNote(machine.node)}; the whole run took ${fmt(results.seconds, 0)} s. ` +
       'Rerun it rather than editing this file. Timings are not tests: the targets are printed as PASS/MISS and nothing fails on them.',
   );
+  out.push('');
+  out.push(`Node 24 LTS is the recommended runtime for tusgate and for this bench: see "How to reproduce" for running it on Node 24 on a machine whose node is older, as .ci/run does.`);
   out.push('');
   out.push('Units: MB = 10^6 bytes, MiB = 2^20 bytes; MB/s are 10^6 bytes per second.');
   out.push('');
@@ -196,7 +198,7 @@ export function markdown(results: Results): string {
         ['CPU', machine.cpu],
         ['memory', machine.memory],
         ['OS / kernel', `${machine.os} / ${machine.kernel}`],
-        ['Node', machine.node],
+        ['Node', `${machine.node}${nodeNote(machine.node)}`],
         ...Object.entries(machine.packages).map(([name, v]) => [name, v]),
         ['vipsthumbnail', finish?.available ? `${finish.vipsVersion} (Debian libvips-tools)` : 'not available'],
         ['tusgate commit', machine.commit],
@@ -212,33 +214,7 @@ export function markdown(results: Results): string {
   out.push(mdTable(SUMMARY_HEADERS, summaryRows(results).map(rowCells)));
   out.push('');
 
-  if (receive) {
-    out.push('## 1. Receive-path throughput: tusgate vs bare @tus/server');
-    out.push('');
-    out.push(
-      [
-        '- **Baseline**: test/bench/baseline-server.ts, `new Server({ path: \'/files\', datastore: new FileStore({ directory }) })` behind `http.createServer(server.handle.bind(server))`, no hooks (requestTimeout 0, as tusgate).',
-        `- **tusgate**: the real server as a child process, started as \`npm start\` starts it (\`node ${startArgs().join(' ')}\`), file staging, LOG_LEVEL=info, MAX_UPLOAD_BYTES=2 GiB, ${Object.entries(receive.tusgateEnv).map(([k, v]) => `${k}=${v}`).join(', ')}.`,
-        '- **Driver**, the same for both: tus-js-client 4 in Node, Buffer source, `chunkSize: Infinity` (POST, then the whole upload in one PATCH), no retries. The payload is a complete 640x480 JPEG followed by filler (1 MiB of random bytes repeated): the gate allows it on its header.',
-        '- **Measured**: from `upload.start()` until the server process has written every byte of the upload(s), read from `/proc/<server pid>/io` (`wchar`, polled every 1 ms). That is the receive path, socket to staged file. A tusgate upload\'s finish starts after its last byte is stored: for the single upload none of it is timed; with 16 concurrent uploads the finishes of the first ones may overlap the last bytes of the others, and that overlap is counted. During development this was cross-checked against the staged files\' sizes (polled with stat every 1 ms): both agreed within 1 ms for both servers. `final response` is the time to the last response: for the baseline it is the same moment; for tusgate it adds the finish (sha256 of the staged file, transcode of the JPEG, which succeeds since decoders stop at its end marker, publish).',
-        `- **Order**: one warm-up pair (2 x 16 MiB each, not counted), then baseline, tusgate, baseline, tusgate ... ${receive.rounds} runs each per case. Between runs the baseline's files are deleted and \`sync\` is run. Medians.`,
-      ].join('\n'),
-    );
-    out.push('');
-    out.push(
-      mdTable(
-        ['case', 'baseline MB/s', 'tusgate MB/s', 'ratio', 'baseline MB/s to final response', 'tusgate MB/s to final response (incl. finish)'],
-        receive.cases.map((c) => [c.label, fmt(c.baselineMedian), fmt(c.tusgateMedian), `${fmt(c.ratio, 3)}x`, fmt(c.baselineDoneMedian), fmt(c.tusgateDoneMedian)]),
-      ),
-    );
-    out.push('');
-    out.push('Raw runs:');
-    out.push('');
-    out.push(rawRunsTable(receive.cases));
-    out.push('');
-    out.push(receiveReading(receive));
-    out.push('');
-  }
+  if (receive) out.push(receiveSection(receive));
 
   if (refusal) {
     const p = refusal.patch;
@@ -305,6 +281,7 @@ export function markdown(results: Results): string {
     out.push('');
     out.push(memoryReading(memory));
     out.push('');
+    for (const chart of memoryCharts(memory)) out.push(chartImage(chart), '');
   }
 
   if (finish) {
@@ -344,6 +321,9 @@ export function markdown(results: Results): string {
   if (results.s3) out.push(s3Section(results.s3));
   if (results.instances) out.push(instancesSection(results.instances));
   if (results.auth) out.push(authSection(results.auth));
+  if (results.footprint) out.push(footprintSection(results.footprint));
+  if (results.avif) out.push(avifSection(results.avif));
+  if (results.finishLoad) out.push(finishLoadSection(results.finishLoad));
 
   out.push('## How to reproduce');
   out.push('');
@@ -351,48 +331,28 @@ export function markdown(results: Results): string {
     [
       '```sh',
       'npm ci',
-      'npm run bench            # all seven, then rewrites docs/benchmarks.md',
+      'npm run bench            # all seven, then rewrites docs/benchmarks.md and the charts next to it (docs/bench-*.svg)',
       '```',
       '',
+      '- **Node 24 LTS** is the recommended runtime (Node 20 left maintenance in April 2026; the AWS SDK drops it in January 2027). The bench runs on whichever `node` is first on PATH (the servers it starts use the same `process.execPath`), and reports its version in the machine table, in the first line of this page and in the summary header it prints. Where the machine\'s node is older, install Node 24 from the npm registry\'s `node` package into a folder of its own and put it first on PATH, as .ci/run does for the test suite:',
+      '',
+      '  ```sh',
+      '  dir="${TMPDIR:-/tmp}/tusgate-node24"',
+      '  [ -x "$dir/node_modules/.bin/node" ] || npm install --prefix "$dir" --no-audit --no-fund node@24',
+      '  PATH="$dir/node_modules/.bin:$PATH" npm run bench',
+      '  ```',
+      '',
+      '  (`node_modules/.bin/node` there links to `node_modules/node/bin/node`; either folder on PATH works.) npm itself stays the machine\'s; `npm run` starts the script with the `node` found on PATH.',
       '- Linux only (it reads /proc). Run as root, or install `libvips-tools` beforehand: when `vipsthumbnail` is missing the bench runs `apt-get update && apt-get install -y --no-install-recommends libvips-tools` itself (the only traffic off 127.0.0.1), and benchmark 4 reports tusgate alone if that fails.',
       '- Resetting VmHWM writes to /proc/<server pid>/clear_refs (the server is our own child); without that right the sampled peak is used.',
       '- It needs about 2 GiB free under the temp dir and takes a few minutes on 2 cores; every temp dir it makes (`$TMPDIR/tusgate-bench-*`) is removed at the end, also on Ctrl-C.',
       '- Benchmarks 5 and 6 start a throw-away Ceph RGW (4 GiB memstore), redis-server and nginx on loopback with deploy/services/*.sh, installing Debian\'s packages when they are missing (root), and stop them before benchmark 7.',
-      '- Knobs: `BENCH_ROUNDS` (runs per server per case in benchmarks 1 and 5, default 5), `BENCH_FINISH_IMAGES` (default 16), `BENCH_FINISH_ROUNDS` (default 3), `BENCH_INSTANCE_ROUNDS` (benchmark 6, default 3), `BENCH_AUTH_ROUNDS` (benchmark 7, rounds per case, default 5). `npm run bench -- --only 5,6` runs some benchmarks and prints them without writing this file.',
+      '- Benchmark 1 starts a fresh server process for every measured run (3 servers x 2 cases x `BENCH_ROUNDS`, 30 processes by default): under a minute on 2 cores here; its section says how long it took.',
+      '- Knobs: `BENCH_ROUNDS` (runs per server per case in benchmarks 1 and 5, default 5; in benchmark 1 that many fresh processes per server and case), `BENCH_FINISH_IMAGES` (default 16), `BENCH_FINISH_ROUNDS` (default 3), `BENCH_INSTANCE_ROUNDS` (benchmark 6, default 3), `BENCH_AUTH_ROUNDS` (benchmark 7, rounds per case, default 5), `BENCH_FOOTPRINT_ROUNDS` (benchmark 8, loaded fresh processes per server, default 2), `BENCH_FOOTPRINT_IDLE` (benchmark 8, fresh processes per server for the idle RSS, default 3), `BENCH_AVIF_PHOTOS` and `BENCH_AVIF_ROUNDS` (benchmark 9, default 2 and 2), `BENCH_FINISH_LOAD_UPLOADS` (benchmark 10, default 50). Benchmark 9 installs Debian\'s `libavif-bin` (avifenc) and `libvips-tools` when missing (root). `npm run bench -- --only 5,6` runs some benchmarks and prints them without writing this file or the charts; with `BENCH_CHARTS_DIR=<folder>` it writes the charts of the benchmarks it ran into that folder.',
     ].join('\n'),
   );
   out.push('');
   return out.join('\n');
-}
-
-/** What the receive numbers say about CPU, following the numbers. */
-function receiveReading(receive: ReceiveResult): string {
-  const parts = ['Server CPU time and minor page faults are from /proc/<pid>/stat (CPU in 10 ms ticks), from the start to the moment every byte was stored.'];
-  let costlier = false;
-  const faultier: string[] = [];
-  for (const c of receive.cases) {
-    const of = (server: 'baseline' | 'tusgate', key: 'serverCpuStoredMs' | 'serverFaultsStored') => median(valuesOf(c.runs, server, key));
-    const [bCpu, tCpu] = [of('baseline', 'serverCpuStoredMs'), of('tusgate', 'serverCpuStoredMs')];
-    const [bFaults, tFaults] = [of('baseline', 'serverFaultsStored'), of('tusgate', 'serverFaultsStored')];
-    parts.push(
-      `${c.label}, medians: ${fmt(bCpu, 0)} ms CPU and ${fmt(bFaults, 0)} minor faults for the baseline, ${fmt(tCpu, 0)} ms and ${fmt(tFaults, 0)} for tusgate.`,
-    );
-    if (c.ratio > 1.05 && bCpu > tCpu) {
-      costlier = true;
-      if (bFaults > 2 * tFaults) faultier.push(c.label);
-    }
-  }
-  if (costlier) {
-    parts.push(
-      'Where tusgate receives faster than the bare server, the same bytes cost the bare server more CPU; the measure itself was checked against the staged files\' sizes. ' +
-        'Both servers write the staged file in the same 64 KiB pieces (strace during development: 4,097 pwrite64 calls per 256 MiB upload on each). ' +
-        "A CPU profile of each (development, 4 x 256 MiB) put the bare server's extra time in garbage collection and in Node's Readable.toWeb adapter (`onData`, which copies every chunk)." +
-        (faultier.length > 0
-          ? ` With many more minor page faults in the bare server (${faultier.join('; ')}), a likely reading, not verified further, is that the smaller bare process hands freed memory back to the kernel and faults it in again, where tusgate's larger heap keeps it.`
-          : ''),
-    );
-  }
-  return parts.join(' ');
 }
 
 /** What the memory numbers say, in words that follow the numbers. */
@@ -425,5 +385,15 @@ export function writeDoc(results: Results): string {
   const file = path.join(ROOT, 'docs', 'benchmarks.md');
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, markdown(results));
+  writeCharts(path.dirname(file), resultCharts(results));
   return file;
 }
+
+/** The SVG charts of the benchmarks that ran (docs/bench-*.svg, linked from their sections). */
+export function resultCharts(results: Results): Chart[] {
+  return [...(results.receive ? receiveCharts(results.receive) : []), ...(results.memory ? memoryCharts(results.memory) : []), ...(results.footprint ? footprintCharts(results.footprint) : [])];
+}
+
+/** The recommended runtime is Node 24 LTS: a note after an older version. */
+export const nodeNote = (version: string): string =>
+  Number(/^v(\d+)/.exec(version)?.[1] ?? 0) >= 24 ? '' : ' (not Node 24 LTS, the recommended runtime)';

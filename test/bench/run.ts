@@ -1,38 +1,48 @@
 /**
- * `npm run bench`: the seven benchmarks in one run, printed with PASS/MISS against their
+ * `npm run bench`: the ten benchmarks in one run, on Node 24 LTS (node24.ts), printed with PASS/MISS against their
  * targets, then written to docs/benchmarks.md. Not a test: nothing fails on a timing.
  * Benchmarks 5 and 6 start Ceph RGW, Redis and nginx (deploy/services/*.sh) and stop them
  * (before benchmark 7, which runs on loopback alone).
  * Traffic stays on 127.0.0.1 (but for apt-get, when a package must be installed).
  *
- *   npm run bench                 all seven, then docs/benchmarks.md
+ *   npm run bench                 all ten, then docs/benchmarks.md
  *   npm run bench -- --only 2,3   some of them, printed only
  *
  * Environment: BENCH_ROUNDS (benchmarks 1 and 5, runs per server per case, default 5),
  * BENCH_FINISH_IMAGES (default 16), BENCH_FINISH_ROUNDS (default 3), BENCH_INSTANCE_ROUNDS
- * (benchmark 6, default 3), BENCH_AUTH_ROUNDS (benchmark 7, rounds per case, default 5).
+ * (benchmark 6, default 3), BENCH_AUTH_ROUNDS (benchmark 7, rounds per case, default 5),
+ * BENCH_FOOTPRINT_ROUNDS (benchmark 8, loaded fresh processes per server, default 2),
+ * BENCH_FOOTPRINT_IDLE (benchmark 8, fresh processes per server for the idle RSS, default 3),
+ * BENCH_AVIF_PHOTOS / BENCH_AVIF_ROUNDS (benchmark 9, default 2 / 2),
+ * BENCH_FINISH_LOAD_UPLOADS (benchmark 10, default 50).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { build } from '../support/server.ts';
 import { startBackends, type Backends } from '../support/services.ts';
 import { authBench, authResultLine } from './auth.ts';
+import { avifBench, avifLines } from './avif.ts';
+import { finishLoadBench, finishLoadLines } from './finish-load.ts';
+import { footprintBench, footprintLines } from './footprint.ts';
 import { ensureVipsthumbnail, finishBench } from './finish.ts';
 import { instancesBench } from './instances.ts';
 import { memoryBench } from './memory.ts';
-import { receiveBench } from './receive.ts';
+import { receiveBench, receiveResultLines } from './receive.ts';
 import { refusalBench } from './refusal.ts';
-import { describeMachine, summaryText, writeDoc, type Results } from './report.ts';
+import { describeMachine, nodeNote, resultCharts, summaryText, writeDoc, type Results } from './report.ts';
+import { writeCharts } from './charts.ts';
 import { s3Bench } from './s3.ts';
+import { runOnNode24 } from './node24.ts';
 import { stopAll } from './servers.ts';
 import { fmt, MB } from './stats.ts';
 
 /** The whole run is bounded: past this, it stops its servers, cleans up and exits 1. */
 const TIME_LIMIT_MS = 20 * 60 * 1000;
 
-const ALL = [1, 2, 3, 4, 5, 6, 7];
+const ALL = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 function parseOnly(argv: string[]): Set<number> {
   const at = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
@@ -47,6 +57,8 @@ const envInt = (name: string, fallback: number) => {
 };
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
+
+runOnNode24(fileURLToPath(import.meta.url), process.argv.slice(2));
 
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tusgate-bench-'));
 let cleaned = false;
@@ -84,11 +96,10 @@ async function main(): Promise<void> {
 
   if (only.has(1)) {
     const rounds = envInt('BENCH_ROUNDS', 5);
-    log(`\n[1] receive-path throughput, tusgate vs bare @tus/server, ${rounds} interleaved runs each`);
+    log(`\n[1] receive-path throughput, tusgate vs bare @tus/server vs plain Node http -> fs, ${rounds} fresh processes each per case, interleaved`);
     results.receive = await receiveBench(workDir, rounds, log);
-    for (const c of results.receive.cases) {
-      log(`  => ${c.label}: baseline ${fmt(c.baselineMedian)} MB/s, tusgate ${fmt(c.tusgateMedian)} MB/s, ratio ${fmt(c.ratio, 3)}x ${c.ratio >= 0.95 ? 'PASS' : 'MISS'} (target >= 0.95x)`);
-    }
+    for (const c of results.receive.cases) for (const line of receiveResultLines(c)) log(line);
+    log(`  (benchmark 1 took ${fmt(results.receive.seconds, 0)} s)`);
   }
   if (only.has(2)) {
     log('\n[2] refusal cost: 1 GiB of random bytes as one PATCH');
@@ -149,15 +160,36 @@ async function main(): Promise<void> {
     for (const c of results.auth.cases) log(authResultLine(c));
     log(`  (load average at the end, 1 / 5 / 15 min: ${results.auth.loadAfter})`);
   }
+  if (only.has(8)) {
+    const rounds = envInt('BENCH_FOOTPRINT_ROUNDS', 2);
+    const idleProcesses = envInt('BENCH_FOOTPRINT_IDLE', 3);
+    log(`\n[8] footprint of the embedded default: idle RSS (${Math.max(rounds, idleProcesses)} fresh processes each), then 100 concurrent 8 MiB uploads with transcodes (${rounds} of them), tusgate vs bare @tus/server`);
+    results.footprint = await footprintBench(workDir, { rounds, idleProcesses }, log);
+    for (const line of footprintLines(results.footprint)) log(line);
+  }
+  if (only.has(9)) {
+    const photos = envInt('BENCH_AVIF_PHOTOS', 2);
+    const rounds = envInt('BENCH_AVIF_ROUNDS', 2);
+    log(`\n[9] AVIF: ${photos} x 12 MP JPEG -> AVIF 2048, tusgate end to end and transcode alone vs avifenc and vipsthumbnail at equal size, ${rounds} runs each`);
+    results.avif = await avifBench(workDir, { photos, rounds }, log);
+    for (const line of avifLines(results.avif)) log(line);
+  }
+  if (only.has(10)) {
+    const uploads = envInt('BENCH_FINISH_LOAD_UPLOADS', 50);
+    log(`\n[10] finish load: ${uploads} concurrent 24 MP (6000x4000) uploads and finishes on one tusgate with the defaults`);
+    results.finishLoad = await finishLoadBench(workDir, { uploads }, log);
+    for (const line of finishLoadLines(results.finishLoad)) log(line);
+  }
 
   results.seconds = (performance.now() - started) / 1000;
-  log(`\nSummary (${fmt(results.seconds, 0)} s)\n`);
+  log(`\nSummary (${fmt(results.seconds, 0)} s, Node ${m.node}${nodeNote(m.node)})\n`);
   log(summaryText(results));
   if (only.size === ALL.length) {
     const file = writeDoc(results);
     log(`\nwrote ${path.relative(process.cwd(), file)}`);
   } else {
     log('\n(some benchmarks only: docs/benchmarks.md left as it was)');
+    if (process.env.BENCH_CHARTS_DIR) for (const file of writeCharts(process.env.BENCH_CHARTS_DIR, resultCharts(results))) log(`wrote ${file}`);
   }
 }
 

@@ -1,25 +1,27 @@
 /**
  * The servers under test, as child processes on loopback: tusgate (the real server, via
- * test/support/server.ts) and the bare @tus/server baseline (baseline-server.ts). Every
- * child started here is stopped by stopAll(), also when the run is interrupted.
+ * test/support/server.ts), the bare @tus/server baseline (baseline-server.ts) and the plain
+ * Node http -> fs writer (plain-server.ts). Every child started here is stopped by
+ * stopAll(), also when the run is interrupted.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort, ROOT, startServer, type LogLine } from '../support/server.ts';
 
-export interface Target {
-  name: 'tusgate' | 'baseline';
+/** A running server; `Name` defaults to the two every benchmark has (the plain writer is benchmark 1's alone). */
+export interface Target<Name extends string = 'tusgate' | 'baseline'> {
+  name: Name;
   endpoint: string;
   pid: number;
   dataDir: string;
-  /** The server's JSON log lines (tusgate only; the baseline logs nothing per request). */
+  /** The server's JSON log lines (tusgate only; the baseline and plain log nothing per request). */
   logs: LogLine[];
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   stop(): Promise<void>;
 }
 
-const running = new Set<Target>();
+const running = new Set<Target<string>>();
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -58,10 +60,20 @@ export async function startTusgate(dataDir: string, env: Record<string, string> 
 }
 
 /** Bare @tus/server on FileStore under `dataDir`; `env` with BENCH_STORE=s3 and S3 settings puts it on S3Store. */
-export async function startBaseline(dataDir: string, env: Record<string, string> = {}): Promise<Target> {
+export function startBaseline(dataDir: string, env: Record<string, string> = {}): Promise<Target> {
+  return startBenchServer('baseline', 'baseline-server.ts', dataDir, env);
+}
+
+/** The plain Node http -> fs writer (plain-server.ts), files under `dataDir`. */
+export function startPlain(dataDir: string): Promise<Target<'plain'>> {
+  return startBenchServer('plain', 'plain-server.ts', dataDir, {});
+}
+
+/** One of test/bench's own servers as `node --import tsx test/bench/<script>`; ready when it prints `<name> listening`. */
+async function startBenchServer<Name extends 'baseline' | 'plain'>(name: Name, script: string, dataDir: string, env: Record<string, string>): Promise<Target<Name>> {
   fs.mkdirSync(dataDir, { recursive: true });
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join('test', 'bench', 'baseline-server.ts')], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join('test', 'bench', script)], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), BENCH_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -71,26 +83,29 @@ export async function startBaseline(dataDir: string, env: Record<string, string>
     stderr += text;
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`baseline did not start: ${stderr}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start within 30 s: ${stderr}`));
+    }, 30_000);
     child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-      if (text.includes('baseline listening')) {
+      if (text.includes(`${name} listening`)) {
         clearTimeout(timer);
         resolve();
       }
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`baseline exited (${code}): ${stderr}`));
+      reject(new Error(`${name} exited (${code}): ${stderr}`));
     });
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const target: Target = {
-    name: 'baseline',
+  const target: Target<Name> = {
+    name,
     endpoint: `http://127.0.0.1:${port}/files/`,
     pid: child.pid ?? 0,
     dataDir,
     logs: [],
-    waitForLog: () => Promise.reject(new Error('the baseline has no logs')),
+    waitForLog: () => Promise.reject(new Error(`the ${name} server has no logs`)),
     async stop() {
       running.delete(target);
       if (child.exitCode !== null || child.signalCode !== null) return;
