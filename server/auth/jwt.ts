@@ -7,6 +7,7 @@
  * picked up without a restart. If the keys cannot be fetched the answer is "unavailable":
  * nobody gets in on a guess.
  */
+import { createSecretKey } from 'node:crypto';
 import type { JWTPayload, JWTVerifyGetKey, JWTVerifyOptions } from 'jose';
 
 type Jose = typeof import('jose');
@@ -31,6 +32,7 @@ class KeysUnavailable extends Error {
 
 export function createJwtAuthenticator(options: JwtAuthOptions): Authenticate {
   const verify = createVerifier(options);
+  jose().catch(() => {}); // loading starts now, with the server, not on the first request (a failure surfaces there)
   return async (request) => {
     const bearer = bearerToken(request.authorization);
     if (!bearer.ok) return bearer;
@@ -72,7 +74,9 @@ function createVerifier(options: JwtAuthOptions): Verify {
       throw new AuthConfigError(`the HS256 auth secret must be at least ${MIN_SECRET_BYTES} bytes (RFC 7518, section 3.2)`);
     }
     const verifyOptions: JWTVerifyOptions = { ...base, algorithms: [...SECRET_ALGORITHMS] };
-    return async (token) => (await (await jose()).jwtVerify(token, key, verifyOptions)).payload;
+    // a KeyObject made once: jose would import the raw bytes again for every token
+    const keyObject = createSecretKey(key);
+    return async (token) => (await (await jose()).jwtVerify(token, keyObject, verifyOptions)).payload;
   }
   const getKey = remoteKeys(parseHttpUrl(jwksUrl ?? '', 'jwksUrl'));
   const verifyOptions: JWTVerifyOptions = { ...base, algorithms: [...JWKS_ALGORITHMS] };
