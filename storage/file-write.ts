@@ -83,6 +83,8 @@ export async function appendBody(source: Readable, file: string, offset: number,
     writing = writeFully(handle, filling, length, position).then(() => {
       position += length;
     });
+    // awaited at the next flip or at the end; until then a failure must not count as unhandled
+    writing.catch(() => {});
     [filling, spare] = [spare, filling];
     fill = 0;
   };

@@ -114,6 +114,15 @@ describe('CoalescingFileStore', () => {
     const store = new CoalescingFileStore({ directory: dir, expirationMs: 0, bufferBytes: 64 * 1024, keepBuffers: 2 });
     // no staged file to write to: the disk side fails
     await expect(store.write(Readable.from([randomBytes(10)]), 'missing', 0)).rejects.toBe(ERRORS.FILE_WRITE_ERROR);
+    // a disk that fails mid-body (/dev/full: every write is ENOSPC), while more chunks still come
+    const slow = new Readable({ read() {} });
+    const failing = expect(store.write(slow, path.relative(dir, '/dev/full'), 0)).rejects.toBe(ERRORS.FILE_WRITE_ERROR);
+    for (let i = 0; i < 4; i++) {
+      slow.push(randomBytes(64 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    slow.push(null);
+    await failing;
     emptyFile('present');
     const limit = new Error('body limit');
     const body = new Readable({
