@@ -24,7 +24,7 @@
  * output's PSNR (dB, RGB) against the resized reference says whether "equal size" also
  * means comparable quality.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -32,7 +32,7 @@ import sharp from 'sharp';
 import { AVIF_EFFORT, configureSharp, transcode } from '../../hooks/transcode.ts';
 import { loadConfig, policyOf, transcodeOf } from '../../server/config.ts';
 import { tusUpload } from './clients.ts';
-import { ensureVipsthumbnail } from './finish.ts';
+import { ensureAvifenc, ensureVipsthumbnail, vipsEnv } from './debian-tools.ts';
 import { photo } from './payloads.ts';
 import { readStat } from './proc.ts';
 import { startTusgate } from './servers.ts';
@@ -72,37 +72,6 @@ export interface AvifResult {
   avifenc: { available: boolean; version: string };
   vips: { available: boolean; version: string };
   notes: string[];
-}
-
-/** Finds avifenc, installing Debian's libavif-bin if it is missing (root). */
-export function ensureAvifenc(log: (line: string) => void): { ok: boolean; note: string } {
-  const found = () => {
-    try {
-      execFileSync('sh', ['-c', 'command -v avifenc'], { stdio: 'pipe' });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (found()) return { ok: true, note: 'avifenc was already installed' };
-  log('  avifenc missing: apt-get update && apt-get install -y libavif-bin');
-  try {
-    execFileSync('apt-get', ['update'], { stdio: 'pipe', timeout: 180_000 });
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'libavif-bin'], {
-      stdio: 'pipe',
-      timeout: 300_000,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } catch (error) {
-    return { ok: false, note: `installing libavif-bin failed: ${(error as Error).message.split('\n')[0]}` };
-  }
-  return found() ? { ok: true, note: 'installed libavif-bin with apt-get' } : { ok: false, note: 'libavif-bin installed but no avifenc' };
-}
-
-function vipsEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, VIPS_CONCURRENCY: '1' };
-  delete env.VIPSHOME; // set by importing sharp; it breaks Debian's vips CLI
-  return env;
 }
 
 /** Runs a command to completion; answers its CPU seconds (user + system, from bash's `times`) and wall seconds. */

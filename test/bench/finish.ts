@@ -7,11 +7,12 @@
  * Threads per image are matched: tusgate SHARP_THREADS=1, vipsthumbnail VIPS_CONCURRENCY=1.
  * Rounds are interleaved (vipsthumbnail, tusgate, ...); images/s = N / wall time of a round.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { tusUpload } from './clients.ts';
+import { vipsEnv } from './debian-tools.ts';
 import { photo } from './payloads.ts';
 import { startTusgate } from './servers.ts';
 import { median } from './stats.ts';
@@ -40,38 +41,6 @@ export interface FinishResult {
   tusgateMedian: number;
   vipsMedian: number;
   ratio: number;
-}
-
-/** Finds vipsthumbnail, installing Debian's libvips-tools if it is missing. */
-export function ensureVipsthumbnail(log: (line: string) => void): { ok: boolean; note: string } {
-  const found = () => {
-    try {
-      execFileSync('sh', ['-c', 'command -v vipsthumbnail'], { stdio: 'pipe' });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (found()) return { ok: true, note: 'vipsthumbnail was already installed' };
-  log('  vipsthumbnail missing: apt-get update && apt-get install -y libvips-tools');
-  try {
-    execFileSync('apt-get', ['update'], { stdio: 'pipe', timeout: 180_000 });
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'libvips-tools'], {
-      stdio: 'pipe',
-      timeout: 300_000,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } catch (error) {
-    return { ok: false, note: `installing libvips-tools failed: ${(error as Error).message.split('\n')[0]}` };
-  }
-  return found() ? { ok: true, note: 'installed libvips-tools with apt-get' } : { ok: false, note: 'libvips-tools installed but no vipsthumbnail' };
-}
-
-/** The environment for Debian's vips CLI: without the VIPSHOME that importing sharp sets. */
-function vipsEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, VIPS_CONCURRENCY: '1' };
-  delete env.VIPSHOME;
-  return env;
 }
 
 /** Runs `work` over `items` with `concurrency` workers; answers the wall time in seconds. */
