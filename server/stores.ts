@@ -69,6 +69,7 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
           expirationMs: config.UPLOAD_EXPIRES_AFTER_MS,
           writeBufferBytes: config.WRITE_BUFFER_BYTES,
           writeBuffersKept: config.WRITE_BUFFERS_KEPT,
+          writeBufferBudgetBytes: config.WRITE_BUFFER_BUDGET_BYTES,
         });
 
   const diskPublic = config.PUBLIC_STORE === 'file' ? new DiskPublicStore(dir('public')) : undefined;

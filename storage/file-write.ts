@@ -22,17 +22,32 @@ import { FileStore } from '@tus/file-store';
 import { ERRORS } from '@tus/utils';
 import { freeArrayBuffer } from './free-buffer.ts';
 
-/** Reused buffers, so that a busy server does not allocate two per request. */
+/** A body chunk's size (the socket's reads): a smaller write buffer would split every chunk. */
+export const SMALL_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * The write buffers: reused, so that a busy server does not allocate two per request, and
+ * within a budget. Full-size buffers are lent while fewer than `budget` bytes of them are
+ * out; past it (many uploads at once) an upload gets small ones, so memory stays bounded
+ * by the budget plus `smallBytes` per buffer, not the full size per upload.
+ */
 export class BufferPool {
   private readonly free: Buffer[] = [];
+  private lent = 0;
   constructor(
     readonly bytes: number,
     private readonly keep: number,
+    private readonly budget: number = Number.POSITIVE_INFINITY,
+    readonly smallBytes: number = SMALL_BUFFER_BYTES,
   ) {}
   take(): Buffer {
+    if (this.lent + this.bytes > this.budget) return Buffer.allocUnsafeSlow(Math.min(this.smallBytes, this.bytes));
+    this.lent += this.bytes;
     return this.free.pop() ?? Buffer.allocUnsafeSlow(this.bytes);
   }
   give(buffer: Buffer): void {
+    if (buffer.length !== this.bytes) return; // a small one: the collector has it
+    this.lent -= this.bytes;
     if (this.free.length < this.keep) this.free.push(buffer);
   }
 }
@@ -96,7 +111,7 @@ export async function appendBody(source: Readable, file: string, offset: number,
         const copied = data.copy(filling, fill, at);
         fill += copied;
         at += copied;
-        if (fill === pool.bytes) await flip();
+        if (fill === filling.length) await flip();
       }
       release(data);
     }
@@ -121,6 +136,8 @@ export interface CoalescingFileStoreOptions {
   bufferBytes: number;
   /** Idle buffers kept for the next requests. */
   keepBuffers: number;
+  /** Bytes of full-size buffers lent at once; uploads beyond it get 64 KiB buffers. */
+  budgetBytes: number;
 }
 
 /** @tus/file-store with the write path above; everything else (metadata, offsets from stat) is FileStore's. */
@@ -128,10 +145,10 @@ export class CoalescingFileStore extends FileStore {
   private readonly pool: BufferPool;
   private readonly dir: string;
 
-  constructor({ directory, expirationMs, bufferBytes, keepBuffers }: CoalescingFileStoreOptions) {
+  constructor({ directory, expirationMs, bufferBytes, keepBuffers, budgetBytes }: CoalescingFileStoreOptions) {
     super({ directory, expirationPeriodInMilliseconds: expirationMs });
     this.dir = directory;
-    this.pool = new BufferPool(bufferBytes, keepBuffers);
+    this.pool = new BufferPool(bufferBytes, keepBuffers, budgetBytes);
   }
 
   override async write(readable: Readable, id: string, offset: number): Promise<number> {

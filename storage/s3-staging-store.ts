@@ -19,7 +19,7 @@
 import type { CompletedPart } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { S3Store } from '@tus/s3-store';
-import { ERRORS, Upload } from '@tus/utils';
+import { ERRORS, TUS_RESUMABLE, Upload } from '@tus/utils';
 import { writeParts } from './s3-part-writer.ts';
 import { type HeldLease, type Listing, ListingMemo } from './s3-listing-memo.ts';
 import { isMissingUpload, S3Tails } from './s3-tail.ts';
@@ -82,6 +82,20 @@ export class StagingS3Store extends S3Store {
       await this.clearCache(id);
     }
     return written.offset;
+  }
+
+  /**
+   * The `.info` is written (at creation, or with a declared length), and what it holds goes
+   * into the metadata cache at once: S3Store fills the cache only when it reads the `.info`
+   * back, so the getUpload @tus/server makes right after creating (for Upload-Expires), and
+   * every PATCH after it, started with a GetObject of the object just written. The entry is
+   * set after S3 acknowledged the `.info`, with what getMetadata would have parsed from it.
+   */
+  protected override async saveMetadata(upload: Upload, uploadId: string): Promise<void> {
+    await super.saveMetadata(upload, uploadId);
+    const { id, size, offset, metadata, creation_date, storage } = upload;
+    const file = new Upload({ id, size: Number.isFinite(size) ? size : undefined, offset, metadata, creation_date, storage });
+    await this.cache.set(id, { 'tus-version': TUS_RESUMABLE, 'upload-id': uploadId, file });
   }
 
   override async getUpload(id: string): Promise<Upload> {

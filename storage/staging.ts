@@ -68,10 +68,18 @@ export interface FileStagingOptions {
   writeBufferBytes: number;
   /** WRITE_BUFFERS_KEPT: idle write buffers kept for the next requests. */
   writeBuffersKept: number;
+  /** WRITE_BUFFER_BUDGET_BYTES: full-size write buffers lent at once (file-write.ts). */
+  writeBufferBudgetBytes: number;
 }
 
-export function createFileStaging({ directory, expirationMs, writeBufferBytes, writeBuffersKept }: FileStagingOptions): StagingStore {
-  const store = new CoalescingFileStore({ directory, expirationMs, bufferBytes: writeBufferBytes, keepBuffers: writeBuffersKept });
+export function createFileStaging({ directory, expirationMs, writeBufferBytes, writeBuffersKept, writeBufferBudgetBytes }: FileStagingOptions): StagingStore {
+  const store = new CoalescingFileStore({
+    directory,
+    expirationMs,
+    bufferBytes: writeBufferBytes,
+    keepBuffers: writeBuffersKept,
+    budgetBytes: writeBufferBudgetBytes,
+  });
   return {
     store,
     async stagedFile(id) {

@@ -42,18 +42,34 @@ export function tempDir(prefix = 'tusgate-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** `npm start`'s command (package.json): `[NAME=value ...] node <flags> dist/server/main.js`. */
+function startCommand(): { env: Record<string, string>; args: string[] } {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = pkg.scripts.start.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  while (/^[A-Z_][A-Z0-9_]*=/.test(words[0] ?? '')) {
+    const [name, ...value] = (words.shift() ?? '').split('=');
+    env[name ?? ''] = value.join('=');
+  }
+  const [command, ...args] = words;
+  if (command !== 'node' || args.at(-1) !== 'dist/server/main.js') {
+    throw new Error(`package.json's start script should be "[NAME=value ...] node [flags] dist/server/main.js", not "${pkg.scripts.start}"`);
+  }
+  return { env, args };
+}
+
 /**
- * The node arguments of `npm start` (package.json), so that every server the tests and the
- * bench start is the process the README's command starts: `node <flags> dist/server/main.js`,
- * the build of `npm run build` (which the test setup and the bench run first).
+ * The node arguments of `npm start`, so that every server the tests and the bench start is
+ * the process the README's command starts: `node <flags> dist/server/main.js`, the build of
+ * `npm run build` (which the test setup and the bench run first).
  */
 export function startArgs(): string[] {
-  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  const [command, ...args] = pkg.scripts.start.trim().split(/\s+/);
-  if (command !== 'node' || args.at(-1) !== 'dist/server/main.js') {
-    throw new Error(`package.json's start script should be "node [flags] dist/server/main.js", not "${pkg.scripts.start}"`);
-  }
-  return args;
+  return startCommand().args;
+}
+
+/** The environment `npm start` sets for node (e.g. MALLOC_ARENA_MAX), given to every server started here. */
+export function startEnv(): Record<string, string> {
+  return startCommand().env;
 }
 
 /** `npm run build`: the JavaScript the servers run (test setup and bench call it once). */
@@ -72,7 +88,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const dataDir = options.dataDir ?? tempDir();
   const child = spawn(process.execPath, startArgs(), {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'debug', ...options.env },
+    env: { ...process.env, ...startEnv(), PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'debug', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];

@@ -28,7 +28,7 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig, profilesOf } from '../../server/config.ts';
-import { ROOT, freePort, startArgs, startServer, tempDir } from '../support/server.ts';
+import { ROOT, freePort, startArgs, startEnv, startServer, tempDir } from '../support/server.ts';
 
 const run = promisify(execFile);
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -438,7 +438,9 @@ describe('deploy/container/Dockerfile', () => {
   it("sets only tusgate's own variables, and the image alone refuses to start on its HOST without AUTH_MODE", () => {
     const env = envOf('runtime');
     expect(env).toMatchObject({ HOST: '0.0.0.0', DATA_DIR: '/data', NODE_ENV: 'production' });
-    expect(Object.keys(env).filter((n) => n !== 'NODE_ENV' && !CONFIG_VARIABLES.has(n))).toEqual([]);
+    // npm start's own environment (MALLOC_ARENA_MAX) is set as npm start sets it
+    expect(env).toMatchObject(startEnv());
+    expect(Object.keys(env).filter((n) => n !== 'NODE_ENV' && !CONFIG_VARIABLES.has(n) && !(n in startEnv()))).toEqual([]);
     expect(inStage('runtime', 'VOLUME').map((i) => i.args)).toEqual([env.DATA_DIR]);
     expect(inStage('runtime', 'EXPOSE').map((i) => i.args)).toEqual([env.PORT]);
     expect(() => loadConfig(env)).toThrow(/AUTH_MODE/);
@@ -765,6 +767,7 @@ describe('deploy/systemd/tusgate.service', () => {
     const [exec, ...args] = only(setting('ExecStart'), 'one ExecStart').split(/\s+/);
     expect(path.basename(exec ?? '')).toBe('node');
     expect(args).toEqual(startArgs());
+    for (const [name, value] of Object.entries(startEnv())) expect(setting('Environment').join(' ').split(/\s+/)).toContain(`${name}=${value}`);
     // relative to WorkingDirectory (the project, built there): the file `npm run build` makes (the suite's setup built it)
     expect(setting('WorkingDirectory')).toHaveLength(1);
     expect(exists(args.at(-1) ?? ''), `${args.at(-1)} after npm run build`).toBe(true);
@@ -772,7 +775,7 @@ describe('deploy/systemd/tusgate.service', () => {
     const defaults = loadConfig({});
     expect(Number(setting('TimeoutStopSec')[0])).toBeGreaterThan((defaults.SHUTDOWN_TIMEOUT_MS + defaults.SHUTDOWN_HARD_EXIT_MS) / 1000);
     const environment = setting('Environment').flatMap((line) => line.split(/\s+/)).map((pair) => pair.split('=')[0] ?? '');
-    expect(environment.filter((name) => name !== 'NODE_ENV' && !CONFIG_VARIABLES.has(name))).toEqual([]);
+    expect(environment.filter((name) => name !== 'NODE_ENV' && !CONFIG_VARIABLES.has(name) && !(name in startEnv()))).toEqual([]);
   });
 
   // systemd-analyze comes with Debian's systemd package, which this machine's image has; where

@@ -83,10 +83,27 @@ describe('appendBody', () => {
     pool.give(first);
     await appendBody(Readable.from([randomBytes(10)]), file, 0, pool);
     expect([pool.take(), pool.take()]).toContain(first);
-    pool.give(Buffer.alloc(1));
-    pool.give(Buffer.alloc(1));
-    pool.give(Buffer.alloc(1));
-    expect([pool.take(), pool.take(), pool.take()].filter((b) => b.length === 1)).toHaveLength(2);
+    const three = [pool.take(), pool.take(), pool.take()];
+    for (const b of three) pool.give(b);
+    const again = [pool.take(), pool.take(), pool.take()];
+    expect(again.filter((b) => three.includes(b))).toHaveLength(2);
+  });
+});
+
+describe('the write buffer budget', () => {
+  it('lends full-size buffers up to its budget, small ones past it, and takes back only what it lent', async () => {
+    const pool = new BufferPool(256 * 1024, 4, 3 * 256 * 1024);
+    const lent = [pool.take(), pool.take(), pool.take(), pool.take()];
+    expect(lent.map((b) => b.length)).toEqual([256 * 1024, 256 * 1024, 256 * 1024, 64 * 1024]);
+    pool.give(lent[3]!);
+    pool.give(lent[0]!);
+    expect(pool.take().length).toBe(256 * 1024); // room again
+    expect(pool.take().length).toBe(64 * 1024);
+    // a body written through small buffers is whole
+    const data = randomBytes(300_000);
+    const file = emptyFile('f');
+    expect(await appendBody(chunked(data, [65_536]), file, 0, new BufferPool(256 * 1024, 2, 0))).toBe(data.length);
+    expect(sha(fs.readFileSync(file))).toBe(sha(data));
   });
 });
 
@@ -111,7 +128,7 @@ describe('freeing chunks once copied', () => {
 
 describe('CoalescingFileStore', () => {
   it('answers FILE_WRITE_ERROR when the disk fails, and passes a body error on as it is', async () => {
-    const store = new CoalescingFileStore({ directory: dir, expirationMs: 0, bufferBytes: 64 * 1024, keepBuffers: 2 });
+    const store = new CoalescingFileStore({ directory: dir, expirationMs: 0, bufferBytes: 64 * 1024, keepBuffers: 2, budgetBytes: 1024 * 1024 });
     // no staged file to write to: the disk side fails
     await expect(store.write(Readable.from([randomBytes(10)]), 'missing', 0)).rejects.toBe(ERRORS.FILE_WRITE_ERROR);
     // a disk that fails mid-body (/dev/full: every write is ENOSPC), while more chunks still come

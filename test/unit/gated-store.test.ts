@@ -26,7 +26,7 @@ let dir: string;
 
 /** A gated store as one process has it; writes go through `write` below, under the upload's lock. */
 function gatedStore(onJudge: () => void = () => {}): GatedStore {
-  const staging = createFileStaging({ directory: path.join(dir, 'staging'), expirationMs: 0, writeBufferBytes: 64 * 1024, writeBuffersKept: 2 });
+  const staging = createFileStaging({ directory: path.join(dir, 'staging'), expirationMs: 0, writeBufferBytes: 64 * 1024, writeBuffersKept: 2, writeBufferBudgetBytes: 1024 * 1024 });
   const leases = new MemoryLeases();
   const locker = new UploadLocker(leases, { ttlMs: 1000, timeoutMs: 1000, pollMs: 100 });
   const store = new GatedStore({
