@@ -22,11 +22,11 @@ export interface TranscodeOptions {
   animation: 'animate' | 'first-frame';
   timeoutSeconds: number;
   /**
-   * AVIF encoder effort, 0-9 (AVIF_EFFORT; libaom speed 9 - effort). Default 3 (speed 6,
-   * avifenc's default): effort 4, sharp's default, gave the same bytes and PSNR for 5-6x
-   * the CPU on a 12 MP photo (docs/benchmarks.md, benchmark 9).
+   * AVIF encoder effort, 0-9 (AVIF_EFFORT, default 3 in server/config.ts; libaom speed
+   * 9 - effort, so 3 is avifenc's default speed 6): effort 4, sharp's default, gave the
+   * same bytes and PSNR for 5-6x the CPU on a 12 MP photo (docs/benchmarks.md, benchmark 9).
    */
-  avifEffort?: number;
+  avifEffort: number;
 }
 
 export interface Transcoded {
@@ -39,9 +39,6 @@ export interface Transcoded {
 }
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
-
-/** The AVIF effort when the options name none (AVIF_EFFORT's default). */
-export const AVIF_EFFORT = 3;
 
 let threads = 1;
 let loaded: Promise<(input: string, options: SharpOptions) => Sharp> | undefined;
@@ -115,7 +112,7 @@ export async function transcode(file: string, policy: Policy, options: Transcode
     const encoded =
       options.format === 'webp'
         ? pipeline.webp({ quality: options.quality, effort: 4 })
-        : pipeline.avif({ quality: options.quality, chromaSubsampling: '4:2:0', effort: options.avifEffort ?? AVIF_EFFORT });
+        : pipeline.avif({ quality: options.quality, chromaSubsampling: '4:2:0', effort: options.avifEffort });
     const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
     return {
       data,

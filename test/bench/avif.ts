@@ -29,7 +29,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { AVIF_EFFORT, configureSharp, transcode } from '../../hooks/transcode.ts';
+import { configureSharp, transcode } from '../../hooks/transcode.ts';
 import { loadConfig, policyOf, transcodeOf } from '../../server/config.ts';
 import { tusUpload } from './clients.ts';
 import { ensureAvifenc, ensureVipsthumbnail, vipsEnv } from './debian-tools.ts';
@@ -155,7 +155,7 @@ export async function avifBench(
   const config = loadConfig({ OUTPUT_FORMAT: 'avif', MAX_UPLOAD_BYTES: String(50 * 1024 * 1024), ...chosen });
   const policy = policyOf(config);
   const output = transcodeOf(config);
-  const effort = output.avifEffort ?? AVIF_EFFORT;
+  const effort = output.avifEffort;
   const quality = output.quality;
 
   const photoIds = Array.from({ length: options.photos }, (_, i) => i + 1);

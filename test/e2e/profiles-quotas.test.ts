@@ -10,13 +10,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp, { type Metadata } from 'sharp';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import * as fixtures from '../support/fixtures.ts';
 import { patch, request, TUS, type RawResponse } from '../support/http.ts';
 import { bearer, signHs256 } from '../support/identity.ts';
 import { freePort, startServer, tempDir, type RunningServer } from '../support/server.ts';
-import { startNginx, type Nginx } from '../support/services.ts';
+import { clearRedisPrefix, type Nginx, startNginx } from '../support/services.ts';
 import { errorCode, upload as authUpload } from '../support/tus.ts';
 
 const services = inject('services');
@@ -72,21 +71,6 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-/** Deletes every key under a prefix this file used in the suite's Redis. */
-async function clearRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(services.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function stopAndClean(server: RunningServer | undefined): Promise<void> {
   if (!server) return;
@@ -346,7 +330,7 @@ describe('RATE_LIMIT_CREATES_PER_MIN=4 shared by two instances behind nginx (Red
 
   afterAll(async () => {
     await Promise.all([stopAndClean(a), stopAndClean(b), nginx?.stop()]);
-    await clearRedisPrefix(`rl${run}:`);
+    await clearRedisPrefix(services.redisUrl, `rl${run}:`);
   });
 
   const createsAnswered = (server: RunningServer, status: number) =>

@@ -10,12 +10,12 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import * as fixtures from '../support/fixtures.ts';
 import { patch, request, TUS } from '../support/http.ts';
 import { bearer, signHs256 } from '../support/identity.ts';
 import { Receiver, webhookSecret, type WebhookPayload } from '../support/receiver.ts';
+import { clearRedisPrefix } from '../support/services.ts';
 import { filesUnder, ROOT, startServer, tempDir, type RunningServer } from '../support/server.ts';
 import { errorCode, upload } from '../support/tus.ts';
 
@@ -50,21 +50,6 @@ afterAll(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** Deletes every key under a prefix this file used in the suite's Redis. */
-async function clearRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(services.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function stopAndClean(server: RunningServer | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (!server) return;
@@ -381,7 +366,7 @@ describe('two instances on one Redis outbox: the instance that stored the events
   afterAll(async () => {
     await Promise.all([stopAndClean(a, 'SIGKILL'), stopAndClean(b)]);
     await receiver.close();
-    await clearRedisPrefix(`wh${run}:`);
+    await clearRedisPrefix(services.redisUrl, `wh${run}:`);
   });
 
   it('the surviving instance delivers every event, at least once, when the receiver comes up', async () => {

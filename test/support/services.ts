@@ -16,6 +16,7 @@ import {
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { Redis } from 'ioredis';
 import type { TestProject } from 'vitest/node';
 import { ROOT, build, freePort, tempDir } from './server.ts';
 
@@ -183,4 +184,20 @@ export async function startNginx(services: Services, upstreamPorts: number[]): P
   const port = await freePort();
   await service('nginx', 'start', dir, { NGINX_PORT: String(port), UPSTREAMS: upstreamPorts.map((p) => `127.0.0.1:${p}`).join(',') });
   return { url: `http://127.0.0.1:${port}`, stop: () => service('nginx', 'stop', dir) };
+}
+
+/** Deletes every key under `prefix` in the suite's Redis (a test file's own keys: Redis outlives a run). */
+export async function clearRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -11,19 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Refusal } from '../../hooks/errors.ts';
 import type { Policy } from '../../hooks/policy.ts';
 import { type TranscodeOptions, configureSharp, transcode } from '../../hooks/transcode.ts';
-import { loadConfig, policyOf } from '../../server/config.ts';
+import { loadConfig, policyOf, transcodeOf } from '../../server/config.ts';
 import * as fx from '../support/fixtures.ts';
 import { solidAnimation, webpChunks } from './fixtures-extra.ts';
 
 const config = loadConfig({});
 const policy: Policy = policyOf(config);
-const options: TranscodeOptions = {
-  format: config.OUTPUT_FORMAT,
-  quality: config.OUTPUT_QUALITY,
-  longEdge: config.OUTPUT_LONG_EDGE,
-  animation: config.ANIMATION,
-  timeoutSeconds: Math.ceil(config.TRANSCODE_TIMEOUT_MS / 1000),
-};
+const options: TranscodeOptions = transcodeOf(config);
 
 let dir: string;
 let counter = 0;
