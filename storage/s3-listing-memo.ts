@@ -16,6 +16,8 @@ export type HeldLease = (id: string) => { valid(): boolean } | undefined;
 export interface Listing {
   parts: Part[];
   objects: TailObject[];
+  /** The size of the object `<id>`, when it exists (the upload is complete). */
+  whole: number | undefined;
 }
 
 /** Entries left by requests that ended without a write (a HEAD, a refused PATCH) are dropped oldest first past this. */

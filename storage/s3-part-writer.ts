@@ -17,6 +17,10 @@
  * - The bytes that complete the upload go to S3 only once the body has ended, after the
  *   fenced stream's last lock check (other parts end on a multiple of the part size, whose
  *   crossing the fenced stream checks before it passes the bytes).
+ * - An upload that fits one part (the part starting at byte 0 is the whole upload) is not a
+ *   multipart upload at all: that part goes to the object `<id>` in one PutObject, and there
+ *   is nothing to complete. The multipart upload is created (`PartTarget.multipart`) only
+ *   when a part must be uploaded.
  * A body that fails (a lost lock, a broken connection) writes nothing more: the part being
  * received is aborted, no tail is written.
  */
@@ -30,7 +34,8 @@ export interface PartTarget {
   bucket: string;
   /** The upload's id: the object key of its multipart upload. */
   id: string;
-  uploadId: string;
+  /** The upload's multipart upload id, created on the first call when it has none yet (a part needs it). */
+  multipart: () => Promise<string>;
   tails: S3Tails;
   /** Tagging for tail objects (expiration tags), as @tus/s3-store tags its `.part`. */
   tagging?: string;
@@ -53,8 +58,10 @@ export interface PartsWritten {
   /** The upload's offset after this body: parts plus tail. */
   offset: number;
   parts: CompletedPart[];
-  /** Every byte of the upload is in parts: the multipart upload can be completed. */
+  /** Every byte of the upload is in parts (or in the object): the upload can be completed. */
   complete: boolean;
+  /** The upload went into the object `<id>` in one PutObject (it fits one part): nothing to complete. */
+  whole: boolean;
 }
 
 /** The body's bytes a part is being received from, and where they go. */
@@ -69,6 +76,8 @@ interface OpenPart {
   /** How many of `kept` went into the UploadPart's body. */
   fed: number;
   received: number;
+  /** The part is the whole upload from its first byte: it goes to the object `<id>` in one PutObject. */
+  whole: boolean;
   upload?: Streaming;
 }
 
@@ -88,6 +97,8 @@ class PartSink extends Writable {
   /** Fully received parts waiting for S3's answer (at most one at a time). */
   private pending: Promise<CompletedPart> | undefined;
   private failure: Error | undefined;
+  /** The object `<id>` was written whole (PutObject) and acknowledged. */
+  private wroteWhole = false;
   result: PartsWritten | undefined;
 
   constructor(
@@ -103,7 +114,9 @@ class PartSink extends Writable {
   private partAt(start: number, tail: Tail): OpenPart {
     const { size, partSize } = this.plan;
     const length = size === undefined ? partSize : Math.min(partSize, size - start);
-    return { number: this.nextNumber, start, length, tail, kept: [], fed: 0, received: 0 };
+    // the first part of an upload that fits one part, with no part written before it
+    const whole = start === 0 && size !== undefined && length === size && this.parts.length === 0;
+    return { number: this.nextNumber, start, length, tail, kept: [], fed: 0, received: 0, whole };
   }
 
   override _write(chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -167,13 +180,24 @@ class PartSink extends Writable {
   }
 
   private async stream(part: OpenPart): Promise<void> {
+    const uploadId = part.whole ? undefined : await this.target.multipart();
+    if (this.failure || this.destroyed) throw this.failure ?? new Error('the body failed');
     this.nextNumber = part.number + 1;
-    const { client, bucket, id, uploadId, tails } = this.target;
+    const { client, bucket, id, tails } = this.target;
     const body = new PassThrough({ highWaterMark: BODY_HIGH_WATER_MARK });
     const abort = new AbortController();
-    const acknowledged = client
-      .uploadPart({ Bucket: bucket, Key: id, UploadId: uploadId, PartNumber: part.number, Body: body, ContentLength: part.length }, { abortSignal: abort.signal })
-      .then(({ ETag }) => ({ ETag, PartNumber: part.number }));
+    // An upload that fits one part needs no multipart upload: one PutObject of the object
+    // itself, which S3 makes visible only once every byte came (an aborted one leaves nothing).
+    const acknowledged = uploadId === undefined
+      ? client
+          .putObject({ Bucket: bucket, Key: id, Body: body, ContentLength: part.length }, { abortSignal: abort.signal })
+          .then(({ ETag }) => ({ ETag, PartNumber: part.number }))
+      : client
+          .uploadPart(
+            { Bucket: bucket, Key: id, UploadId: uploadId, PartNumber: part.number, Body: body, ContentLength: part.length },
+            { abortSignal: abort.signal },
+          )
+          .then(({ ETag }) => ({ ETag, PartNumber: part.number }));
     const upload: Streaming = { body, abort, acknowledged };
     part.upload = upload;
     acknowledged.catch((error: unknown) => {
@@ -233,7 +257,8 @@ class PartSink extends Writable {
     const before = this.pending;
     this.pending = upload.acknowledged.then(async (done) => {
       if (before) await before;
-      this.parts.push(done);
+      if (part.whole) this.wroteWhole = true;
+      else this.parts.push(done);
       // the tail's bytes are in an acknowledged part now: its objects can go
       await this.target.tails.delete([...part.tail.objects, ...part.tail.stale]).catch(() => {});
       return done;
@@ -269,17 +294,17 @@ class PartSink extends Writable {
     }
     const { size } = this.plan;
     const complete = size !== undefined && offset === size && part.received === 0 && part.tail.bytes === 0;
-    this.result = { offset, parts: this.parts, complete };
+    this.result = { offset, parts: this.parts, complete, whole: this.wroteWhole };
   }
 
   /** Kept bytes of at least S3's minimum become a (shorter) part instead of a tail. */
   private async uploadKept(part: OpenPart): Promise<void> {
     this.nextNumber = part.number + 1;
-    const { client, bucket, id, uploadId } = this.target;
+    const { client, bucket, id } = this.target;
     const { ETag } = await client.uploadPart({
       Bucket: bucket,
       Key: id,
-      UploadId: uploadId,
+      UploadId: await this.target.multipart(),
       PartNumber: part.number,
       Body: Buffer.concat(part.kept, part.received),
       ContentLength: part.received,

@@ -1,6 +1,12 @@
 /**
  * The S3 staging store: @tus/s3-store's S3Store (its `.info` object, its multipart upload,
- * its metadata cache, creation, deferred length, expiry) with its write path replaced.
+ * its metadata cache, deferred length, expiry) with its creation and write path replaced.
+ * - create: only the `.info` (no `upload-id` in it yet). The multipart upload is created
+ *   when the first part must be uploaded, and its id then written into the `.info`; an
+ *   upload that fits one part never has one: it is written as the object `<id>` in one
+ *   PutObject (s3-part-writer.ts). An upload is complete when the object `<id>` exists.
+ *   Uploads @tus/s3-store staged (a multipart upload created with the `.info`) are read and
+ *   continued as they are.
  * - write: s3-part-writer.ts streams each part straight into UploadPart (no temporary
  *   file) and keeps what does not fill a part as tail objects (s3-tail.ts), each written
  *   once, read back once, deleted only after the part that holds their bytes is in S3;
@@ -20,6 +26,7 @@ import type { CompletedPart } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { S3Store } from '@tus/s3-store';
 import { ERRORS, TUS_RESUMABLE, Upload } from '@tus/utils';
+import type { MetadataValue } from '@tus/s3-store';
 import { writeParts } from './s3-part-writer.ts';
 import { type HeldLease, type Listing, ListingMemo } from './s3-listing-memo.ts';
 import { isMissingUpload, S3Tails } from './s3-tail.ts';
@@ -38,10 +45,24 @@ export interface StagingS3StoreOptions {
   heldLease?: HeldLease;
 }
 
+/** The multipart upload's id in an upload's `.info`; none: not created yet (or S3 dropped the empty value). */
+const uploadIdOf = (metadata: MetadataValue): string | undefined => metadata['upload-id'] || undefined;
+
+/** Uploads this process created whose creating request has not asked for them yet: nothing is staged. */
+const MAX_FRESH = 1000;
+
 export class StagingS3Store extends S3Store {
   private readonly tails: S3Tails;
   private readonly streamAfterBytes: number;
   private readonly listings: ListingMemo;
+  private readonly heldLease: HeldLease | undefined;
+  /**
+   * @tus/server's POST asks for the upload right after creating it (for Upload-Expires),
+   * before the 201 that tells the client its URL: nobody can have written to it yet, so
+   * that one getUpload needs no S3 listing. Each entry is used once, and dropped by any
+   * write, declaration or removal.
+   */
+  private readonly fresh = new Map<string, Upload>();
 
   constructor(options: StagingS3StoreOptions) {
     super(options.s3);
@@ -49,22 +70,58 @@ export class StagingS3Store extends S3Store {
     this.tails = new S3Tails(this.client, this.bucket, new TailCache(options.tailCacheBytes));
     this.streamAfterBytes = options.streamAfterBytes;
     this.listings = new ListingMemo(options.heldLease);
+    this.heldLease = options.heldLease;
   }
 
   /** The upload's parts and tail objects, listed together (or as listed earlier under the same lock). */
   private async listing(id: string): Promise<Listing> {
     const known = this.listings.get(id);
     if (known) return known;
-    const [parts, objects] = await Promise.all([this.retrieveParts(id), this.tails.list(id)]);
-    const listing = { parts, objects };
+    const uploadId = uploadIdOf(await this.getMetadata(id));
+    const [parts, staged] = await Promise.all([uploadId ? this.retrieveParts(id) : [], this.tails.list(id)]);
+    const listing = { parts, objects: staged.tail, whole: staged.whole };
     this.listings.set(id, listing);
     return listing;
   }
 
+  override async create(upload: Upload): Promise<Upload> {
+    upload.creation_date = new Date().toISOString();
+    upload.storage = { type: 's3', path: upload.id, bucket: this.bucket };
+    await this.saveMetadata(upload, '');
+    // only when @tus/server's POST will ask for it (PostHandler: with an expiration)
+    if (this.getExpiration() > 0) {
+      if (this.fresh.size >= MAX_FRESH) this.fresh.delete(this.fresh.keys().next().value ?? '');
+      this.fresh.set(upload.id, new Upload({ ...upload, offset: 0 }));
+    }
+    return upload;
+  }
+
+  /**
+   * Creates the multipart upload of an upload that has none yet and records its id in the
+   * `.info`, under the upload's lock (checked again before the `.info` is written: a holder
+   * that lost its lock must not replace the id another holder wrote). A multipart upload
+   * left without its `.info` by a crash has no parts worth keeping: S3's lifecycle rule for
+   * incomplete multipart uploads removes it (README, "S3").
+   */
+  private async startMultipart(metadata: MetadataValue): Promise<string> {
+    const { id } = metadata.file;
+    const { UploadId } = await this.client.createMultipartUpload({ Bucket: this.bucket, Key: id, Metadata: { 'tus-version': TUS_RESUMABLE } });
+    if (!UploadId) throw new Error(`upload ${id}: S3 created a multipart upload without an UploadId`);
+    const lease = this.heldLease?.(id);
+    if (this.heldLease && !lease?.valid()) throw new Error(`upload ${id}: its lock was lost before its multipart upload was recorded`);
+    await this.saveMetadata(metadata.file, UploadId);
+    return UploadId;
+  }
+
   override async write(src: Readable, id: string, offset: number): Promise<number> {
+    this.fresh.delete(id);
     const metadata = await this.getMetadata(id);
-    const { parts: listed, objects } = await this.listing(id);
+    const { parts: listed, objects, whole } = await this.listing(id);
     this.listings.forget(id); // what this write does is not in it
+    if (whole !== undefined) throw ERRORS.INVALID_OFFSET; // complete already
+    let multipart: Promise<string> | undefined;
+    const known = uploadIdOf(metadata);
+    const uploadId = () => (multipart ??= known ? Promise.resolve(known) : this.startMultipart(metadata));
     const parts: CompletedPart[] = listed.map(({ ETag, PartNumber }) => ({ ETag, PartNumber }));
     const partsEnd = listed.reduce((sum, part) => sum + (part.Size ?? 0), 0);
     let tail = this.tails.chain(objects, partsEnd);
@@ -73,12 +130,14 @@ export class StagingS3Store extends S3Store {
     const { size } = metadata.file;
     const written = await writeParts(
       src,
-      { client: this.client, bucket: this.bucket, id, uploadId: metadata['upload-id'], tails: this.tails, tagging: this.useCompleteTag('false') },
+      { client: this.client, bucket: this.bucket, id, multipart: uploadId, tails: this.tails, tagging: this.useCompleteTag('false') },
       { size, parts, partsEnd, tail, partSize: this.calcOptimalPartSize(size), minPartSize: this.minPartSize, streamAfter: this.streamAfterBytes },
     );
     if (written.complete) {
-      await this.finishMultipartUpload(metadata, written.parts);
-      await this.completeMetadata(metadata.file);
+      if (!written.whole) await this.finishMultipartUpload({ ...metadata, 'upload-id': await uploadId() }, written.parts);
+      // No rewrite of the `.info` with `Tus-Completed=true` (S3Store's completeMetadata): a
+      // complete upload is finished and all its objects removed; until then only its object
+      // is read, which no lifecycle rule of ours expires (README, "S3").
       await this.clearCache(id);
     }
     return written.offset;
@@ -92,13 +151,25 @@ export class StagingS3Store extends S3Store {
    * set after S3 acknowledged the `.info`, with what getMetadata would have parsed from it.
    */
   protected override async saveMetadata(upload: Upload, uploadId: string): Promise<void> {
-    await super.saveMetadata(upload, uploadId);
+    // S3Store's saveMetadata, but without an `upload-id` while there is no multipart upload
+    await this.client.putObject({
+      Bucket: this.bucket,
+      Key: this.infoKey(upload.id),
+      Body: JSON.stringify(upload),
+      Tagging: this.useCompleteTag('false'),
+      Metadata: { 'tus-version': TUS_RESUMABLE, ...(uploadId ? { 'upload-id': uploadId } : {}) },
+    });
     const { id, size, offset, metadata, creation_date, storage } = upload;
     const file = new Upload({ id, size: Number.isFinite(size) ? size : undefined, offset, metadata, creation_date, storage });
     await this.cache.set(id, { 'tus-version': TUS_RESUMABLE, 'upload-id': uploadId, file });
   }
 
   override async getUpload(id: string): Promise<Upload> {
+    const fresh = this.fresh.get(id);
+    if (fresh) {
+      this.fresh.delete(id);
+      return fresh;
+    }
     let metadata: Awaited<ReturnType<S3Store['getMetadata']>>;
     try {
       metadata = await this.getMetadata(id);
@@ -114,22 +185,29 @@ export class StagingS3Store extends S3Store {
       if (isMissingUpload(error)) return new Upload({ ...file, offset: file.size ?? 0, size: file.size, metadata: file.metadata, storage: file.storage });
       throw error;
     }
+    if (listed.whole !== undefined) {
+      // the object exists: every byte is in it
+      if (file.size !== undefined && listed.whole !== file.size) throw new Error(`upload ${id}: its object holds ${listed.whole} bytes, its length is ${file.size}`);
+      return new Upload({ ...file, offset: listed.whole, size: file.size, storage: file.storage });
+    }
     const partsEnd = listed.parts.reduce((sum, part) => sum + (part.Size ?? 0), 0);
     const tail = this.tails.chain(listed.objects, partsEnd);
     return new Upload({ ...file, offset: partsEnd + tail.bytes, size: file.size, storage: file.storage });
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {
+    this.fresh.delete(id);
     this.listings.forget(id);
     await super.declareUploadLength(id, length);
     await this.clearCache(id);
   }
 
   override async remove(id: string): Promise<void> {
+    this.fresh.delete(id);
     this.listings.forget(id);
     let uploadId: string | undefined;
     try {
-      uploadId = (await this.getMetadata(id))['upload-id'];
+      uploadId = uploadIdOf(await this.getMetadata(id));
     } catch {
       // no `.info`: delete whatever else is left of the upload
     }
@@ -139,8 +217,8 @@ export class StagingS3Store extends S3Store {
         if (!isMissingUpload(error)) throw error; // completed (or aborted already)
       });
     };
-    const [tails] = await Promise.all([this.tails.list(id), abort()]);
-    await this.tails.delete(tails, [id, this.infoKey(id)]);
+    const [staged] = await Promise.all([this.tails.list(id), abort()]);
+    await this.tails.delete(staged.tail, [id, this.infoKey(id)]);
     await this.clearCache(id);
   }
 

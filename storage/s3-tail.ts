@@ -15,6 +15,8 @@
  * - `<id>.part.<start>`: the tail objects after it, `start` in 15 digits.
  * Reading the tail: from where the parts end, the object starting at each position, in
  * order; an object starting before the parts' end is stale (its bytes are in a part).
+ * The tail is listed with the prefix `<id>`, which also finds the object `<id>` itself
+ * once the upload is complete (s3-staging-store.ts).
  */
 import type { S3 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
@@ -44,6 +46,14 @@ const START_META = 'tus-start';
 const digits = z.string().regex(/^\d{1,15}$/).transform(Number);
 const startMeta = z.object({ [START_META]: digits }).partial();
 
+/** What one listing of an upload's prefix found. */
+export interface StagedObjects {
+  /** Its tail objects, live or stale (chain() tells them apart). */
+  tail: TailObject[];
+  /** The byte size of the object `<id>` when it exists: every byte of the upload is in it. */
+  whole: number | undefined;
+}
+
 export const firstTailKey = (id: string): string => `${id}.part`;
 const laterTailKey = (id: string, start: number): string => `${id}.part.${String(start).padStart(15, '0')}`;
 
@@ -54,27 +64,37 @@ export class S3Tails {
     private readonly cache: TailCache,
   ) {}
 
-  /** Every object of the tail of `id` (live or stale), one listing (plus a HEAD when `.part` exists and this process did not write it). */
-  async list(id: string): Promise<TailObject[]> {
+  /**
+   * The objects of `id` in one listing (prefix `<id>`): every object of its tail (live or
+   * stale, plus a HEAD when `.part` exists and this process did not write it), and the
+   * size of the object `<id>` itself if it exists (the upload is complete: a completed
+   * multipart upload, or one PutObject).
+   */
+  async list(id: string): Promise<StagedObjects> {
     const first = firstTailKey(id);
-    const found: TailObject[] = [];
+    const tail: TailObject[] = [];
+    let whole: number | undefined;
     let token: string | undefined;
     do {
-      const page = await this.client.listObjectsV2({ Bucket: this.bucket, Prefix: first, ContinuationToken: token });
+      const page = await this.client.listObjectsV2({ Bucket: this.bucket, Prefix: id, ContinuationToken: token });
       for (const object of page.Contents ?? []) {
         const bytes = object.Size ?? 0;
         const etag = object.ETag;
+        if (object.Key === id) {
+          whole = bytes;
+          continue;
+        }
         if (object.Key === first) {
           const start = this.cache.get(first, etag)?.start ?? (await this.stampOf(first));
-          if (start !== null) found.push({ key: first, start: start ?? -1, bytes, etag, unstamped: start === undefined });
+          if (start !== null) tail.push({ key: first, start: start ?? -1, bytes, etag, unstamped: start === undefined });
           continue;
         }
         const later = digits.safeParse(object.Key?.slice(first.length + 1));
-        if (object.Key?.startsWith(`${first}.`) && later.success) found.push({ key: object.Key, start: later.data, bytes, etag, unstamped: false });
+        if (object.Key?.startsWith(`${first}.`) && later.success) tail.push({ key: object.Key, start: later.data, bytes, etag, unstamped: false });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    return found;
+    return { tail, whole };
   }
 
   /** The start stamped on `.part`; undefined: none (@tus/s3-store's); null: gone since the listing. */

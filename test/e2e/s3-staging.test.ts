@@ -6,7 +6,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { S3Store } from '@tus/s3-store';
 import { Upload } from '@tus/utils';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
@@ -36,6 +44,18 @@ function body(data: Buffer, chunk = 64 * KiB): Readable {
     for (let at = 0; at < data.length; at += chunk) yield data.subarray(at, at + chunk);
   }
   return Readable.from(pieces(), { objectMode: false });
+}
+
+/** The multipart uploads S3 has open for `id`. */
+async function multipartsOf(id: string): Promise<number> {
+  const listed = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: id }));
+  return (listed.Uploads ?? []).filter((upload) => upload.Key === id).length;
+}
+
+/** The `upload-id` the `.info` of `id` records (none: no multipart upload yet). */
+async function recordedUploadId(id: string): Promise<string | undefined> {
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${id}.info` }));
+  return head.Metadata?.['upload-id'] || undefined;
 }
 
 /** A body that fails after `bytes` (a lost lock, a broken connection). */
@@ -215,6 +235,79 @@ describe('S3 staging write path', () => {
     expect((await store.getUpload(id)).offset).toBe(2000);
     expect(await store.write(body(data.subarray(2000)), id, 2000)).toBe(data.length);
     expect(sha(await stored(id))).toBe(sha(data));
+    await store.remove(id);
+  });
+
+  it('an upload that fits one part is one PutObject of its object: no multipart upload, nothing to complete', async () => {
+    const data = randomBytes(4 * MiB + 7);
+    const { store } = staging();
+    const id = await created(data.length, store);
+    expect(await keysOf(id)).toEqual([`${id}.info`]);
+    expect(await recordedUploadId(id)).toBeUndefined();
+    expect(await store.write(body(data), id, 0)).toBe(data.length);
+    expect(await multipartsOf(id)).toBe(0);
+    expect(await keysOf(id)).toEqual([id, `${id}.info`]);
+    expect(sha(await stored(id))).toBe(sha(data));
+    // another instance: the object exists, so every byte is staged
+    expect((await staging().store.getUpload(id)).offset).toBe(data.length);
+    await expect(staging().store.write(body(Buffer.alloc(1)), id, data.length)).rejects.toMatchObject({ status_code: 409 });
+    await store.remove(id);
+    expect(await keysOf(id)).toEqual([]);
+  });
+
+  it('64 KiB PATCHes of an upload that fits one part: the last one writes tail and rest as one PutObject', async () => {
+    const data = randomBytes(2 * MiB + 100);
+    const id = await created(data.length);
+    let offset = 0;
+    while (offset < MiB) offset = await staging().store.write(body(data.subarray(offset, offset + 64 * KiB)), id, offset);
+    const { store } = staging();
+    expect(await store.write(body(data.subarray(offset)), id, offset)).toBe(data.length);
+    expect(await multipartsOf(id)).toBe(0);
+    expect(await keysOf(id)).toEqual([id, `${id}.info`]); // the tail objects went after the object was written
+    expect(sha(await stored(id))).toBe(sha(data));
+    await store.remove(id);
+  });
+
+  it('the multipart upload is created with the first part and recorded in the .info; another instance continues it', async () => {
+    const data = randomBytes(12 * MiB);
+    const id = await created(data.length);
+    expect(await recordedUploadId(id)).toBeUndefined();
+    expect(await staging().store.write(body(data.subarray(0, 6 * MiB)), id, 0)).toBe(6 * MiB);
+    const uploadId = await recordedUploadId(id);
+    expect(uploadId).toBeDefined();
+    expect(await multipartsOf(id)).toBe(1);
+    const other = staging().store;
+    expect((await other.getUpload(id)).offset).toBe(6 * MiB);
+    expect(await other.write(body(data.subarray(6 * MiB)), id, 6 * MiB)).toBe(data.length);
+    expect(await recordedUploadId(id)).toBe(uploadId);
+    expect(await multipartsOf(id)).toBe(0); // completed
+    expect(sha(await stored(id))).toBe(sha(data));
+    await other.remove(id);
+    expect(await keysOf(id)).toEqual([]);
+  });
+
+  it('an upload @tus/s3-store created that fits one part goes to its object in one PutObject; remove aborts its multipart upload', async () => {
+    const data = randomBytes(3 * MiB);
+    const id = randomBytes(16).toString('hex');
+    const theirs = new S3Store({ partSize: PART, s3ClientConfig: { ...client, bucket } });
+    await theirs.create(new Upload({ id, size: data.length, offset: 0, metadata: {} }));
+    expect(await multipartsOf(id)).toBe(1);
+    const ours = staging().store;
+    expect(await ours.write(body(data), id, 0)).toBe(data.length);
+    expect((await staging().store.getUpload(id)).offset).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await ours.remove(id);
+    expect(await keysOf(id)).toEqual([]);
+    expect(await multipartsOf(id)).toBe(0);
+  });
+
+  it("the creating request's own question needs no listing (nobody knows the upload yet); the next one lists", async () => {
+    const { store } = createS3Staging({ client, bucket, partSize: PART, expirationMs: 60_000, maxUploadBytes: 64 * MiB });
+    const id = await created(6 * MiB, store);
+    // bytes no one could have sent yet: the answer that follows creation does not look
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}.part`, Body: randomBytes(1000), Metadata: { 'tus-start': '0' } }));
+    expect((await store.getUpload(id)).offset).toBe(0);
+    expect((await store.getUpload(id)).offset).toBe(1000);
     await store.remove(id);
   });
 
