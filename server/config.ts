@@ -92,6 +92,7 @@ const schema = z
     AUTH_JWT_ISSUER: z.string().min(1).optional(),
     AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
     AUTH_CLOCK_TOLERANCE_S: int(0, 600).default(30),
+    AUTH_JWT_CACHE_MS: int(0).default(60_000),
     AUTH_HOOK_URL: z.url().optional(),
     AUTH_HOOK_CACHE_MS: int(0).default(30_000),
     AUTH_HOOK_TIMEOUT_MS: int(100).default(5_000),
@@ -239,6 +240,7 @@ export function authOptionsOf(config: Config): AuthOptions {
         issuer: config.AUTH_JWT_ISSUER,
         audience: config.AUTH_JWT_AUDIENCE,
         clockToleranceSec: config.AUTH_CLOCK_TOLERANCE_S,
+        cacheMs: config.AUTH_JWT_CACHE_MS,
       };
     case 'hook':
       return { mode: 'hook', url: config.AUTH_HOOK_URL ?? '', cacheMs: config.AUTH_HOOK_CACHE_MS, timeoutMs: config.AUTH_HOOK_TIMEOUT_MS };

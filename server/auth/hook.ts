@@ -15,12 +15,11 @@
  * unless cacheMs is 0.
  */
 import { createHash } from 'node:crypto';
-import { ExpiringLru } from './cache.ts';
+import { DEFAULT_MAX_CACHE_ENTRIES, ExpiringLru } from './cache.ts';
 import { copyIdentity, parseIdentity } from './identity.ts';
 import { describe, parseHttpUrl } from './util.ts';
 import { AuthConfigError, deny, type Authenticate, type AuthRequest, type AuthResult, type HookAuthOptions } from './types.ts';
 
-export const DEFAULT_MAX_CACHE_ENTRIES = 10_000;
 const NO_CREDENTIAL = 'no-credential';
 
 const UNAVAILABLE = 'The authentication service did not answer properly, so the request cannot be checked: retry in a moment.';

@@ -52,6 +52,9 @@ export interface JwtAuthOptions {
   audience?: string;
   /** Seconds of clock skew allowed on exp and nbf. */
   clockToleranceSec: number;
+  /** How long a verified token's identity is reused for the same token (never past its exp); 0: verify every request. */
+  cacheMs?: number;
+  maxCacheEntries?: number;
 }
 
 export interface HookAuthOptions {

@@ -385,6 +385,23 @@ describe('auth mode jwt, with a JWKS', () => {
     }
   });
 
+  it('a verified token is remembered for cacheMs (its key withdrawn since), never past its exp; cacheMs 0 verifies again', async () => {
+    const token = await sign(rsa(), { expIn: 3600 });
+    const short = await sign(rsa(), { expIn: 30 });
+    const remembering = createAuthenticator(options({ cacheMs: 20 * 60_000 }));
+    const forgetting = createAuthenticator(options({ cacheMs: 0 }));
+    for (const authenticate of [remembering, forgetting]) {
+      expect((await authenticate(bearer(token))).ok).toBe(true);
+      expect((await authenticate(bearer(short))).ok).toBe(true);
+    }
+    served = keys.filter((key) => key.kid !== 'rsa-1').map((key) => key.jwk); // the key is withdrawn
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 11 * 60_000 }); // past jose's 10 minutes of key set cache
+    expect(identity(await remembering(bearer(token)))).toEqual({ sub: 'user-1', meta: {} });
+    expect(failure(await remembering(bearer(await sign(rsa(), { expIn: 3600 })))).reason).toBe('invalid'); // a new token is verified
+    expect((await remembering(bearer(short))).ok).toBe(false); // its exp passed: not remembered, verified again
+    expect(failure(await forgetting(bearer(token))).reason).toBe('invalid');
+  });
+
   it('the JWKS endpoint going down after the keys were fetched: known keys still verify', async () => {
     let up = true;
     const flaky = await serve((req, _body, res) => (up ? json(res, 200, { keys: served }) : req.socket.destroy()));
