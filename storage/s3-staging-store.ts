@@ -1,10 +1,11 @@
 /**
  * The S3 staging store: @tus/s3-store's S3Store (its `.info` object, its multipart upload,
  * its metadata cache, deferred length, expiry) with its creation and write path replaced.
- * - create: only the `.info` (no `upload-id` in it yet). The multipart upload is created
- *   when the first part must be uploaded, and its id then written into the `.info`; an
- *   upload that fits one part never has one: it is written as the object `<id>` in one
- *   PutObject (s3-part-writer.ts). An upload is complete when the object `<id>` exists.
+ * - create: the `.info`, and the multipart upload only for an upload known to need parts
+ *   (longer than one part). An upload that fits one part never has one: it is written as
+ *   the object `<id>` in one PutObject (s3-part-writer.ts). One whose length is deferred
+ *   gets it when its first part must be uploaded, its id then written into the `.info`.
+ *   An upload is complete when the object `<id>` exists.
  *   Uploads @tus/s3-store staged (a multipart upload created with the `.info`) are read and
  *   continued as they are.
  * - write: s3-part-writer.ts streams each part straight into UploadPart (no temporary
@@ -84,16 +85,29 @@ export class StagingS3Store extends S3Store {
     return listing;
   }
 
+  /**
+   * The `.info`, with the multipart upload's id when the upload is known to need parts (its
+   * length is more than one part): created now, it is not on the first PATCH's path. An
+   * upload that fits one part, or whose length is deferred, gets none yet.
+   */
   override async create(upload: Upload): Promise<Upload> {
     upload.creation_date = new Date().toISOString();
     upload.storage = { type: 's3', path: upload.id, bucket: this.bucket };
-    await this.saveMetadata(upload, '');
+    const { size } = upload;
+    const needsParts = size !== undefined && size > this.calcOptimalPartSize(size);
+    await this.saveMetadata(upload, needsParts ? await this.createMultipart(upload.id) : '');
     // only when @tus/server's POST will ask for it (PostHandler: with an expiration)
     if (this.getExpiration() > 0) {
       if (this.fresh.size >= MAX_FRESH) this.fresh.delete(this.fresh.keys().next().value ?? '');
       this.fresh.set(upload.id, new Upload({ ...upload, offset: 0 }));
     }
     return upload;
+  }
+
+  private async createMultipart(id: string): Promise<string> {
+    const { UploadId } = await this.client.createMultipartUpload({ Bucket: this.bucket, Key: id, Metadata: { 'tus-version': TUS_RESUMABLE } });
+    if (!UploadId) throw new Error(`upload ${id}: S3 created a multipart upload without an UploadId`);
+    return UploadId;
   }
 
   /**
@@ -105,8 +119,7 @@ export class StagingS3Store extends S3Store {
    */
   private async startMultipart(metadata: MetadataValue): Promise<string> {
     const { id } = metadata.file;
-    const { UploadId } = await this.client.createMultipartUpload({ Bucket: this.bucket, Key: id, Metadata: { 'tus-version': TUS_RESUMABLE } });
-    if (!UploadId) throw new Error(`upload ${id}: S3 created a multipart upload without an UploadId`);
+    const UploadId = await this.createMultipart(id);
     const lease = this.heldLease?.(id);
     if (this.heldLease && !lease?.valid()) throw new Error(`upload ${id}: its lock was lost before its multipart upload was recorded`);
     await this.saveMetadata(metadata.file, UploadId);

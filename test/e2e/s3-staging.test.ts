@@ -207,6 +207,24 @@ describe('S3 staging write path', () => {
     expect(await keysOf(id)).toEqual([]);
   });
 
+  it('a deferred length: its multipart upload is created with its first part and recorded in the .info', async () => {
+    const data = randomBytes(7 * MiB);
+    const id = await created(undefined);
+    expect(await recordedUploadId(id)).toBeUndefined();
+    expect(await staging().store.write(body(data.subarray(0, 6 * MiB)), id, 0)).toBe(6 * MiB);
+    const uploadId = await recordedUploadId(id);
+    expect(uploadId).toBeDefined();
+    const other = staging().store;
+    expect((await other.getUpload(id)).offset).toBe(6 * MiB);
+    await other.declareUploadLength(id, data.length);
+    expect(await recordedUploadId(id)).toBe(uploadId);
+    expect(await other.write(body(data.subarray(6 * MiB)), id, 6 * MiB)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await other.remove(id);
+    expect(await keysOf(id)).toEqual([]);
+    expect(await multipartsOf(id)).toBe(0);
+  });
+
   it('a deferred length: parts and tail while it is unknown, completed once it is declared', async () => {
     const data = randomBytes(7 * MiB + 5);
     const { store } = staging();
@@ -268,10 +286,26 @@ describe('S3 staging write path', () => {
     await store.remove(id);
   });
 
-  it('the multipart upload is created with the first part and recorded in the .info; another instance continues it', async () => {
+  it('a body that ends before its one-PutObject upload is whole: the PutObject leaves no object, its bytes become a tail', async () => {
+    const data = randomBytes(4 * MiB);
+    const { store } = staging();
+    const id = await created(data.length, store);
+    // 3 MiB: past S3_STREAM_AFTER_BYTES, so the PutObject had started; then the body ends
+    expect(await store.write(body(data.subarray(0, 3 * MiB)), id, 0)).toBe(3 * MiB);
+    expect(await keysOf(id)).toEqual([`${id}.info`, `${id}.part`]); // no object: the upload is not complete
+    expect((await staging().store.getUpload(id)).offset).toBe(3 * MiB);
+    expect(await multipartsOf(id)).toBe(0);
+    expect(await staging().store.write(body(data.subarray(3 * MiB)), id, 3 * MiB)).toBe(data.length);
+    expect(await keysOf(id)).toEqual([id, `${id}.info`]);
+    expect(sha(await stored(id))).toBe(sha(data));
+    await store.remove(id);
+  });
+
+  it('an upload longer than a part has its multipart upload from creation, in the .info; another instance continues it', async () => {
     const data = randomBytes(12 * MiB);
     const id = await created(data.length);
-    expect(await recordedUploadId(id)).toBeUndefined();
+    expect(await recordedUploadId(id)).toBeDefined();
+    expect(await multipartsOf(id)).toBe(1);
     expect(await staging().store.write(body(data.subarray(0, 6 * MiB)), id, 0)).toBe(6 * MiB);
     const uploadId = await recordedUploadId(id);
     expect(uploadId).toBeDefined();
