@@ -4,7 +4,7 @@
  * Nothing here decodes a pixel.
  */
 import { fileTypeFromBuffer } from 'file-type';
-import { Refusal } from './errors.ts';
+import { groupDigits, Refusal } from './errors.ts';
 import { HEADER_READERS } from './image-header/index.ts';
 import type { Policy } from './policy.ts';
 
@@ -34,7 +34,7 @@ function refuse(refusal: Refusal, image?: Partial<ImageFacts>): Verdict {
   return { kind: 'refuse', refusal, image };
 }
 
-const fmt = (n: number): string => n.toLocaleString('en-US');
+const fmt = groupDigits;
 
 /**
  * Judges an upload from its first bytes.

@@ -5,7 +5,7 @@
  * to refuse early what is obviously not an allowed image.
  */
 import { supportedExtensions } from 'file-type';
-import { Refusal } from './errors.ts';
+import { groupDigits, Refusal } from './errors.ts';
 
 /** The image types tusgate can admit (a subset is ALLOWED_TYPES). */
 export const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'] as const;
@@ -91,7 +91,7 @@ export function checkDeclaredLength(length: number | undefined, policy: Policy):
   if (length !== undefined && length > policy.maxUploadBytes) {
     return new Refusal(
       'E_UPLOAD_TOO_LARGE',
-      `Upload-Length ${length.toLocaleString('en-US')} bytes exceeds the limit of ${policy.maxUploadBytes.toLocaleString('en-US')} bytes (${policy.names.maxUploadBytes}).`,
+      `Upload-Length ${groupDigits(length)} bytes exceeds the limit of ${groupDigits(policy.maxUploadBytes)} bytes (${policy.names.maxUploadBytes}).`,
     );
   }
   return undefined;

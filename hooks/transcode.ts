@@ -8,7 +8,7 @@
  * Frame and total-pixel limits are checked on the whole file before anything is decoded.
  */
 import type { Metadata, Sharp, SharpOptions } from 'sharp';
-import { Refusal } from './errors.ts';
+import { groupDigits, Refusal } from './errors.ts';
 import { checkFrames } from './gate.ts';
 import type { Policy } from './policy.ts';
 
@@ -38,7 +38,7 @@ export interface Transcoded {
   frames: number;
 }
 
-const fmt = (n: number): string => n.toLocaleString('en-US');
+const fmt = groupDigits;
 
 let threads = 1;
 let loaded: Promise<(input: string, options: SharpOptions) => Sharp> | undefined;

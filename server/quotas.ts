@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { Refusal } from '../hooks/errors.ts';
+import { groupDigits, Refusal } from '../hooks/errors.ts';
 import type { UploadStateStore } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 
@@ -26,7 +26,7 @@ export interface Quotas {
   charge(account: string, bytes: number): Promise<Denial | undefined>;
 }
 
-const fmt = (n: number) => n.toLocaleString('en-US');
+const fmt = groupDigits;
 
 export function createQuotas(config: Config, states: UploadStateStore, redis?: Redis): Quotas {
   const limiter = (points: number, duration: number, name: string): RateLimiterAbstract | undefined => {

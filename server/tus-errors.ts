@@ -3,14 +3,14 @@
  * @tus/server's own errors are plain-text values; they are mapped here by identity.
  */
 import { ERRORS } from '@tus/utils';
-import { ERROR_STATUS, Refusal, isRefusal, type ErrorBody, type ErrorCode } from '../hooks/errors.ts';
+import { ERROR_STATUS, groupDigits, Refusal, isRefusal, type ErrorBody, type ErrorCode } from '../hooks/errors.ts';
 import { StateUnavailableError } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 
 type Mapped = { status_code: number; body: string };
 
 export function tusErrorTable(config: Config): Map<unknown, Refusal> {
-  const limit = `${config.MAX_UPLOAD_BYTES.toLocaleString('en-US')} bytes (MAX_UPLOAD_BYTES)`;
+  const limit = `${groupDigits(config.MAX_UPLOAD_BYTES)} bytes (MAX_UPLOAD_BYTES)`;
   const entries: Array<[unknown, ErrorCode, string]> = [
     [ERRORS.FILE_NOT_FOUND, 'E_NOT_FOUND', 'There is no upload at this URL.'],
     [ERRORS.FILE_NO_LONGER_EXISTS, 'E_GONE', 'This upload no longer exists: it expired or was removed.'],

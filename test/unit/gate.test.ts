@@ -3,7 +3,7 @@
  * builds from its configuration (defaults unless a test sets an environment variable).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_STATUS, type ErrorCode } from '../../hooks/errors.ts';
+import { ERROR_STATUS, groupDigits, type ErrorCode } from '../../hooks/errors.ts';
 import { type Verdict, judge } from '../../hooks/gate.ts';
 import type { Policy } from '../../hooks/policy.ts';
 import { loadConfig, policyOf } from '../../server/config.ts';
@@ -396,6 +396,14 @@ describe('fed in pieces', () => {
     const text = pngChunk('tEXt', Buffer.concat([Buffer.from('Comment\0', 'latin1'), Buffer.alloc(10 * KiB, 0x41)]));
     const png = insertPngChunks(await fx.png(64, 48), 'IDAT', text);
     expect(await judge(png, true, small)).toEqual({ kind: 'allow', image: { mime: 'image/png', width: 64, height: 48, frames: 1, framesKnown: false } });
+  });
+});
+
+describe('numbers in messages', () => {
+  it("groupDigits writes what toLocaleString('en-US') writes, without Intl", () => {
+    for (const n of [0, 7, 999, 1000, -1000, 12_345, 999_999, 1_000_000, 50_000_000, 2 ** 31, Number.MAX_SAFE_INTEGER, 1.5]) {
+      expect(groupDigits(n)).toBe(n.toLocaleString('en-US'));
+    }
   });
 });
 
