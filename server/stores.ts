@@ -8,6 +8,7 @@ import path from 'node:path';
 import { IoRedisKvStore } from '@tus/utils';
 import type { MetadataValue } from '@tus/s3-store';
 import type { Redis } from 'ioredis';
+import { BufferPool } from '../storage/file-write.ts';
 import { MemoryLeases, type Leases } from '../storage/leases.ts';
 import { DiskPublicStore, type PublicStore } from '../storage/public-store.ts';
 import { RedisLeases } from '../storage/redis-leases.ts';
@@ -63,6 +64,8 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
           tailCacheBytes: config.S3_TAIL_CACHE_BYTES,
           // the locker is made below; a listing is reused only while this instance holds the upload's lock
           heldLease: (id) => locker.leaseOf(id),
+          // downloaded originals are written as file staging writes bodies
+          writeBuffers: new BufferPool(config.WRITE_BUFFER_BYTES, config.WRITE_BUFFERS_KEPT, config.WRITE_BUFFER_BUDGET_BYTES),
         })
       : createFileStaging({
           directory: dir('staging'),

@@ -81,8 +81,8 @@ function release(chunk: Buffer): void {
   if (buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength) freeArrayBuffer(buffer);
 }
 
-/** Appends `source` to `file` from `offset`; resolves to the offset after the last byte written. */
-export async function appendBody(source: Readable, file: string, offset: number, pool: BufferPool): Promise<number> {
+/** Appends `source` (a body, or any stream of Buffers it may free) to `file` from `offset`; resolves to the offset after the last byte written. */
+export async function appendBody(source: AsyncIterable<unknown>, file: string, offset: number, pool: BufferPool): Promise<number> {
   const handle = await fs.open(file, 'r+').catch((error: unknown) => {
     throw new DiskWriteFailed('opening the staged file failed', { cause: error });
   });
@@ -105,7 +105,7 @@ export async function appendBody(source: Readable, file: string, offset: number,
   };
   try {
     for await (const data of source) {
-      if (!Buffer.isBuffer(data)) throw new TypeError('a request body chunk is not a Buffer');
+      if (!Buffer.isBuffer(data)) throw new TypeError('a body chunk is not a Buffer');
       let at = 0;
       while (at < data.length) {
         const copied = data.copy(filling, fill, at);

@@ -73,8 +73,9 @@ interface OpenPart {
   tail: Tail;
   /** New bytes of this part received so far, kept until the part is full. */
   kept: Buffer[];
-  /** How many of `kept` went into the UploadPart's body. */
+  /** How many of `kept` went into the UploadPart's body, and their bytes. */
   fed: number;
+  fedBytes: number;
   received: number;
   /** The part is the whole upload from its first byte: it goes to the object `<id>` in one PutObject. */
   whole: boolean;
@@ -116,7 +117,7 @@ class PartSink extends Writable {
     const length = size === undefined ? partSize : Math.min(partSize, size - start);
     // the first part of an upload that fits one part, with no part written before it
     const whole = start === 0 && size !== undefined && length === size && this.parts.length === 0;
-    return { number: this.nextNumber, start, length, tail, kept: [], fed: 0, received: 0, whole };
+    return { number: this.nextNumber, start, length, tail, kept: [], fed: 0, fedBytes: 0, received: 0, whole };
   }
 
   override _write(chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -163,8 +164,10 @@ class PartSink extends Writable {
       part.received += piece.length;
       // the bytes that complete the upload wait for the body's end: its lock is checked there
       if (this.completesUpload(part)) continue;
-      if (part.upload) await this.feedKept(part);
-      else if (this.shouldStream(part)) await this.stream(part);
+      // a streaming part is sent in bursts of `streamAfter` bytes, not chunk by chunk
+      if (part.upload) {
+        if (part.received - part.fedBytes >= this.plan.streamAfter) await this.feedKept(part);
+      } else if (this.shouldStream(part)) await this.stream(part);
       if (this.filled(part) === part.length) await this.close(part);
     }
   }
@@ -184,7 +187,8 @@ class PartSink extends Writable {
     if (this.failure || this.destroyed) throw this.failure ?? new Error('the body failed');
     this.nextNumber = part.number + 1;
     const { client, bucket, id, tails } = this.target;
-    const body = new PassThrough({ highWaterMark: BODY_HIGH_WATER_MARK });
+    // a whole burst fits, so that it reaches the socket in one write (the HTTP client corks it per tick)
+    const body = new PassThrough({ highWaterMark: Math.max(BODY_HIGH_WATER_MARK, this.plan.streamAfter) });
     const abort = new AbortController();
     // An upload that fits one part needs no multipart upload: one PutObject of the object
     // itself, which S3 makes visible only once every byte came (an aborted one leaves nothing).
@@ -214,7 +218,9 @@ class PartSink extends Writable {
     while (part.fed < part.kept.length) {
       const piece = part.kept[part.fed];
       part.fed += 1;
-      if (piece) await this.feed(upload, piece);
+      if (!piece) continue;
+      part.fedBytes += piece.length;
+      await this.feed(upload, piece);
     }
   }
 
@@ -254,6 +260,7 @@ class PartSink extends Writable {
     upload.body.end();
     part.kept = []; // fully received: an early end can no longer need them
     part.fed = 0;
+    part.fedBytes = 0;
     const before = this.pending;
     this.pending = upload.acknowledged.then(async (done) => {
       if (before) await before;

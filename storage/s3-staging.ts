@@ -3,32 +3,36 @@
  * TUS_STORE=s3, so file staging never loads the AWS SDK.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type Readable, Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { MetadataValue } from '@tus/s3-store';
 import type { KvStore } from '@tus/utils';
+import { appendBody, BufferPool } from './file-write.ts';
 import type { HeldLease } from './s3-listing-memo.ts';
 import { StagingS3Store } from './s3-staging-store.ts';
 import { isNoSuchObject, StagedOriginalMissing, type StagingStore } from './staging.ts';
 
-/** Streams `source` into `target` (if given) while hashing it; never holds it in memory. */
-async function digest(source: Readable, target?: string): Promise<{ bytes: number; sha256: string }> {
+/**
+ * Streams `source` into a new file `target` while hashing it; never holds it in memory. The
+ * file is written as staged files are (file-write.ts): the downloaded chunks are copied into
+ * two reused buffers and freed, one write per buffer rather than one per socket chunk.
+ */
+async function download(source: Readable, target: string, pool: BufferPool): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256');
   let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
+  async function* hashed(): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      if (!Buffer.isBuffer(chunk)) throw new TypeError('an S3 body chunk is not a Buffer');
       hash.update(chunk);
       bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  const sink = target ? createWriteStream(target, { flags: 'wx' }) : new Writable({ write: (_chunk, _encoding, done) => done() });
-  await pipeline(source, tap, sink);
+      yield chunk;
+    }
+  }
+  await (await fs.open(target, 'wx')).close();
+  await appendBody(hashed(), target, 0, pool);
   return { bytes, sha256: hash.digest('hex') };
 }
 
@@ -49,10 +53,14 @@ export interface S3StagingOptions {
   tailCacheBytes?: number;
   /** The lease this process holds on an upload's lock (UploadLocker.leaseOf): one S3 listing then serves a whole PATCH. */
   heldLease?: HeldLease;
+  /** Buffers for writing downloaded originals (the file staging's write buffers); two 256 KiB ones per download otherwise. */
+  writeBuffers?: BufferPool;
 }
 
 /** `streamAfterBytes` when none is given (S3_STREAM_AFTER_BYTES's default): a smaller chunk never opens an UploadPart it cannot fill. */
 export const STREAM_AFTER_BYTES = 1024 * 1024;
+/** Each of a download's two write buffers when no pool is given (WRITE_BUFFER_BYTES's default). */
+const DOWNLOAD_BUFFER_BYTES = 256 * 1024;
 /** `tailCacheBytes` when none is given (S3_TAIL_CACHE_BYTES's default): for the process, whatever the number of uploads. */
 export const TAIL_CACHE_BYTES = 64 * 1024 * 1024;
 
@@ -70,13 +78,14 @@ export function createS3Staging(options: S3StagingOptions): StagingStore {
     heldLease: options.heldLease,
   });
   const tempDir = options.tempDir ?? os.tmpdir();
+  const pool = options.writeBuffers ?? new BufferPool(DOWNLOAD_BUFFER_BYTES, 2);
   return {
     store,
     async stagedFile(id) {
       await fs.mkdir(tempDir, { recursive: true });
       const file = path.join(tempDir, `tusgate-${id}-${randomBytes(4).toString('hex')}`);
       try {
-        const { bytes, sha256 } = await digest(await store.read(id), file);
+        const { bytes, sha256 } = await download(await store.read(id), file, pool);
         return { path: file, bytes, sha256, release: () => fs.rm(file, { force: true }) };
       } catch (error) {
         await fs.rm(file, { force: true });
