@@ -4,7 +4,7 @@
  * Nothing here decodes a pixel.
  */
 import { fileTypeFromBuffer } from 'file-type';
-import { groupDigits, Refusal } from './errors.ts';
+import { groupDigits as fmt, Refusal } from './errors.ts';
 import { HEADER_READERS } from './image-header/index.ts';
 import type { Policy } from './policy.ts';
 
@@ -33,8 +33,6 @@ const needMore: Verdict = { kind: 'need-more' };
 function refuse(refusal: Refusal, image?: Partial<ImageFacts>): Verdict {
   return { kind: 'refuse', refusal, image };
 }
-
-const fmt = groupDigits;
 
 /**
  * Judges an upload from its first bytes.

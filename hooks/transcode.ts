@@ -8,7 +8,7 @@
  * Frame and total-pixel limits are checked on the whole file before anything is decoded.
  */
 import type { Metadata, Sharp, SharpOptions } from 'sharp';
-import { groupDigits, Refusal } from './errors.ts';
+import { groupDigits as fmt, Refusal } from './errors.ts';
 import { checkFrames } from './gate.ts';
 import type { Policy } from './policy.ts';
 
@@ -37,8 +37,6 @@ export interface Transcoded {
   height: number;
   frames: number;
 }
-
-const fmt = groupDigits;
 
 let threads = 1;
 let loaded: Promise<(input: string, options: SharpOptions) => Sharp> | undefined;

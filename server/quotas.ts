@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { groupDigits, Refusal } from '../hooks/errors.ts';
+import { groupDigits as fmt, Refusal } from '../hooks/errors.ts';
 import type { UploadStateStore } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 
@@ -25,8 +25,6 @@ export interface Quotas {
   /** When a deferred length is declared: charges its bytes. */
   charge(account: string, bytes: number): Promise<Denial | undefined>;
 }
-
-const fmt = groupDigits;
 
 export function createQuotas(config: Config, states: UploadStateStore, redis?: Redis): Quotas {
   const limiter = (points: number, duration: number, name: string): RateLimiterAbstract | undefined => {

@@ -134,7 +134,7 @@ export class StagingS3Store extends S3Store {
     if (whole !== undefined) throw ERRORS.INVALID_OFFSET; // complete already
     let multipart: Promise<string> | undefined;
     const known = uploadIdOf(metadata);
-    const uploadId = () => (multipart ??= known ? Promise.resolve(known) : this.startMultipart(metadata));
+    const multipartId = () => (multipart ??= known ? Promise.resolve(known) : this.startMultipart(metadata));
     const parts: CompletedPart[] = listed.map(({ ETag, PartNumber }) => ({ ETag, PartNumber }));
     const partsEnd = listed.reduce((sum, part) => sum + (part.Size ?? 0), 0);
     let tail = this.tails.chain(objects, partsEnd);
@@ -143,11 +143,11 @@ export class StagingS3Store extends S3Store {
     const { size } = metadata.file;
     const written = await writeParts(
       src,
-      { client: this.client, bucket: this.bucket, id, multipart: uploadId, tails: this.tails, tagging: this.useCompleteTag('false') },
+      { client: this.client, bucket: this.bucket, id, multipart: multipartId, tails: this.tails, tagging: this.useCompleteTag('false') },
       { size, parts, partsEnd, tail, partSize: this.calcOptimalPartSize(size), minPartSize: this.minPartSize, streamAfter: this.streamAfterBytes },
     );
     if (written.complete) {
-      if (!written.whole) await this.finishMultipartUpload({ ...metadata, 'upload-id': await uploadId() }, written.parts);
+      if (!written.whole) await this.finishMultipartUpload({ ...metadata, 'upload-id': await multipartId() }, written.parts);
       // No rewrite of the `.info` with `Tus-Completed=true` (S3Store's completeMetadata): a
       // complete upload is finished and all its objects removed; until then only its object
       // is read, which no lifecycle rule of ours expires (README, "S3").

@@ -2,9 +2,6 @@
  * A bounded map whose entries expire: the least recently used entry goes first when
  * it is full. Enough for caching auth answers per credential.
  */
-/** Entries an auth cache holds at most (the least recently used goes first). */
-export const DEFAULT_MAX_CACHE_ENTRIES = 10_000;
-
 export class ExpiringLru<V> {
   readonly #entries = new Map<string, { value: V; expiresAt: number }>();
 
@@ -42,3 +39,6 @@ export class ExpiringLru<V> {
     this.#entries.clear();
   }
 }
+
+/** Entries an auth cache holds at most (the least recently used goes first). */
+export const DEFAULT_MAX_CACHE_ENTRIES = 10_000;
