@@ -6,7 +6,9 @@
  * server process (/proc/<pid>/io wchar).
  *
  * Every measured run has a server process of its own: start, one warm-up upload (the case's
- * chunking, not counted), the measured upload, stop. A round is none, then jwt. Each jwt
+ * chunking, not counted), the measured upload, stop. A round is none, then jwt, or jwt, then
+ * none: the order alternates by round, and BENCH_AUTH_ROUNDS (default 6) is even so that each
+ * kind goes first as often. Each jwt
  * server is first checked to refuse a POST without a token (401), so that no "jwt" number
  * is one of a server with auth off.
  */
@@ -18,7 +20,7 @@ import type { TusOptions } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { RECEIVE_TUSGATE_ENV, rawRunsTable, runLine, settleDir, timedRun, valuesOf, type ReceiveRun, type UploadCase } from './receive.ts';
 import { MiB, startTusgate } from './servers.ts';
-import { fmt, loadAverages, median, minimum } from './stats.ts';
+import { fmt, loadAverages, median, minimum, rotated } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
 
 export type AuthKind = 'none' | 'jwt';
@@ -107,7 +109,9 @@ export async function authBench(workDir: string, rounds: number, log: (line: str
     const payload = await imageBuffer(c.size);
     const runs: Array<ReceiveRun<AuthKind>> = [];
     for (let round = 1; round <= rounds; round++) {
-      for (const kind of KINDS) {
+      // each kind goes first in every other round: the second process of a round starts just
+      // after the first one's data dir was removed, and that place is not always jwt's
+      for (const kind of rotated(KINDS, round)) {
         const run = await freshRun(kind, payload, c, round);
         runs.push(run);
         log(runLine(run));
@@ -148,7 +152,7 @@ export function authSection(result: AuthResult): string {
       `- **none**: tusgate as in benchmark 1 (LOG_LEVEL=info, MAX_UPLOAD_BYTES=2 GiB, ${env}), AUTH_MODE=none (what an unset AUTH_MODE means on a loopback HOST); the client sends no credential.`,
       `- **jwt**: the same with AUTH_MODE=jwt and AUTH_JWT_SECRET (64 hex characters, made anew by each bench run): every POST and PATCH carries \`Authorization: Bearer <token>\`, an HS256 token with \`sub\` and \`exp\` signed with jose, verified by the server on every request. Each jwt server is first checked to answer 401 to a POST without a token.`,
       '- **Driver, payload and measure**: those of benchmark 1 (tus-js-client, Buffer source, no retries; the JPEG plus filler; from `upload.start()` until the server process has written every byte, `/proc/<server pid>/io` wchar). In the chunked case tus-js-client sends 1 MiB PATCHes one after another: one auth check per request, so the case where a per-request cost would show.',
-      `- **Order**: every run on a fresh server process: start, one warm-up upload of ${fmt(AUTH_WARM_BYTES / MiB, 0)} MiB with the case's chunking (not counted), \`sync\`, the measured upload, stop; its data dir is then removed and \`sync\` run. A round is none, then jwt; ${result.rounds} round${result.rounds === 1 ? '' : 's'} per case (\`BENCH_AUTH_ROUNDS\`). Median and minimum per kind; the ratio is of the medians (target >= ${AUTH_TARGET}x).`,
+      `- **Order**: every run on a fresh server process: start, one warm-up upload of ${fmt(AUTH_WARM_BYTES / MiB, 0)} MiB with the case's chunking (not counted), \`sync\`, the measured upload, stop; its data dir is then removed and \`sync\` run. A round is none, then jwt in odd rounds and jwt, then none in even ones (each kind goes first as often when the count is even); ${result.rounds} round${result.rounds === 1 ? '' : 's'} per case (\`BENCH_AUTH_ROUNDS\`). Median and minimum per kind; the ratio is of the medians (target >= ${AUTH_TARGET}x).`,
     ].join('\n'),
     '',
     mdTable(

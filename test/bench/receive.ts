@@ -23,7 +23,7 @@ import { tusUpload, type TusOptions } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { readIo, readMemory, readStat } from './proc.ts';
 import { MiB, startBaseline, startPlain, startTusgate, type Target } from './servers.ts';
-import { countStatuses, fmt, loadAverages, MB, median, minimum } from './stats.ts';
+import { countStatuses, fmt, loadAverages, MB, median, minimum, rotated } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
 import { startArgs } from '../support/server.ts';
 
@@ -233,10 +233,7 @@ export const RECEIVE_TUSGATE_ENV: Readonly<Record<string, string>> = { TRANSCODE
 export const RECEIVE_WARM_BYTES = 16 * MiB;
 
 /** The server order of round `round` (1-based): RECEIVE_SERVERS rotated, so that each server takes each place in turn. */
-export function roundOrder(round: number): ReceiveServer[] {
-  const k = (round - 1) % RECEIVE_SERVERS.length;
-  return [...RECEIVE_SERVERS.slice(k), ...RECEIVE_SERVERS.slice(0, k)];
-}
+export const roundOrder = (round: number): ReceiveServer[] => rotated(RECEIVE_SERVERS, round);
 
 export async function receiveBench(workDir: string, rounds: number, log: (line: string) => void): Promise<ReceiveResult> {
   const began = performance.now();

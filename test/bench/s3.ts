@@ -22,7 +22,7 @@ import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { readIo, readStat } from './proc.ts';
 import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
-import { countStatuses, fmt, MB, median } from './stats.ts';
+import { countStatuses, fmt, MB, median, rotated } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
 
 export const S3_PART_SIZE = 8 * MiB;
@@ -230,8 +230,7 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
       for (let round = 1; round <= rounds; round++) {
         // each path takes each place in turn: the one after the bare S3Store (whose temporary
         // parts RGW is still collecting) is not always the same
-        const order = paths.map((_, i) => paths[(i + round - 1) % paths.length]!);
-        for (const p of order) {
+        for (const p of rotated(paths, round)) {
           const run: S3Run = { case: c.name, round, path: p.path, ...(await p.run(payload, c.uploads, `${c.name}-${round}`)) };
           runs.push(run);
           const mbps = run.msStored === null ? null : run.bytes / MB / (run.msStored / 1000);

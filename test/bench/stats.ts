@@ -23,6 +23,12 @@ export function fmt(v: number | null | undefined, digits = 1): string {
   return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** `list` rotated for round `round` (1-based): each item takes each place in turn over the rounds. */
+export function rotated<T>(list: readonly T[], round: number): T[] {
+  const k = (round - 1) % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** "3x200 1x415": how many times each status (or error) was seen. */
