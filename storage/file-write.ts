@@ -45,10 +45,18 @@ export class BufferPool {
     this.lent += this.bytes;
     return this.free.pop() ?? Buffer.allocUnsafeSlow(this.bytes);
   }
+  /**
+   * Takes a buffer back once nothing refers to it any more. One not kept (a small one, or
+   * more than `keep`) is freed now: left to the collector, it waits for a major collection
+   * as external memory, and the allocator cannot hand its pages to the next upload or the
+   * next transcode meanwhile.
+   */
   give(buffer: Buffer): void {
-    if (buffer.length !== this.bytes) return; // a small one: the collector has it
-    this.lent -= this.bytes;
-    if (this.free.length < this.keep) this.free.push(buffer);
+    if (buffer.length === this.bytes) {
+      this.lent -= this.bytes;
+      if (this.free.length < this.keep) return void this.free.push(buffer);
+    }
+    if (buffer.buffer instanceof ArrayBuffer) freeArrayBuffer(buffer.buffer);
   }
 }
 

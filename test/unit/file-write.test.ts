@@ -87,6 +87,8 @@ describe('appendBody', () => {
     for (const b of three) pool.give(b);
     const again = [pool.take(), pool.take(), pool.take()];
     expect(again.filter((b) => three.includes(b))).toHaveLength(2);
+    // the one it did not keep was freed at once, not left to the collector
+    expect(three.map((b) => b.byteLength).sort()).toEqual([0, 64 * 1024, 64 * 1024]);
   });
 });
 
@@ -99,6 +101,8 @@ describe('the write buffer budget', () => {
     pool.give(lent[0]!);
     expect(pool.take().length).toBe(256 * 1024); // room again
     expect(pool.take().length).toBe(64 * 1024);
+    expect(lent[3]!.byteLength).toBe(0); // a small one given back is freed
+    expect(lent[0]!.byteLength).toBe(256 * 1024); // a full-size one is kept for the next upload
     // a body written through small buffers is whole
     const data = randomBytes(300_000);
     const file = emptyFile('f');
