@@ -12,9 +12,9 @@
  * is replaced (the handlers are not exported, so on the instances) by `writeNodeBody`, which
  * does what @tus/server's does - a proxy so that a failed write never destroys the request
  * (the client still gets its response), the body limit, abort on cancel - from the
- * IncomingMessage itself, with the limiter as the proxy. The placeholder fails loudly if anything reads it: if a new
- * @tus/server stopped calling writeToStore, every upload would fail in the tests rather than
- * silently take the slow path.
+ * IncomingMessage itself, with the limiter as the proxy. The placeholder fails loudly if
+ * anything reads it: if a new @tus/server stopped calling writeToStore, every upload would
+ * fail in the tests rather than silently take the slow path.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';

@@ -56,7 +56,7 @@ export class BufferPool {
       this.lent -= this.bytes;
       if (this.free.length < this.keep) return void this.free.push(buffer);
     }
-    if (buffer.buffer instanceof ArrayBuffer) freeArrayBuffer(buffer.buffer);
+    release(buffer);
   }
 }
 
