@@ -64,6 +64,7 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
           tailCacheBytes: config.S3_TAIL_CACHE_BYTES,
           // the locker is made below; a listing is reused only while this instance holds the upload's lock
           heldLease: (id) => locker.leaseOf(id),
+          confirmLock: (id) => locker.confirms(id),
           // downloaded originals are written as file staging writes bodies
           writeBuffers: new BufferPool(config.WRITE_BUFFER_BYTES, config.WRITE_BUFFERS_KEPT, config.WRITE_BUFFER_BUDGET_BYTES),
         })

@@ -28,10 +28,12 @@ import type { Readable } from 'node:stream';
 import { S3Store } from '@tus/s3-store';
 import { ERRORS, TUS_RESUMABLE, Upload } from '@tus/utils';
 import type { MetadataValue } from '@tus/s3-store';
+import { LeaseLostError } from './fenced-stream.ts';
 import { writeParts } from './s3-part-writer.ts';
 import { type HeldLease, type Listing, ListingMemo } from './s3-listing-memo.ts';
 import { isMissingUpload, S3Tails } from './s3-tail.ts';
 import { TailCache } from './s3-tail-cache.ts';
+import { lockKey } from './upload-locker.ts';
 
 export interface StagingS3StoreOptions {
   /** S3Store's own options. */
@@ -44,6 +46,8 @@ export interface StagingS3StoreOptions {
   tailCacheBytes: number;
   /** The lease this process holds on an upload's lock: one S3 listing then serves a whole PATCH. */
   heldLease?: HeldLease;
+  /** Whether this process still holds upload `id`'s lock, asked of its authority (UploadLocker.confirms); none: not checked. */
+  confirmLock?: (id: string) => Promise<boolean>;
 }
 
 /** The multipart upload's id in an upload's `.info`; none: not created yet (or S3 dropped the empty value). */
@@ -56,7 +60,7 @@ export class StagingS3Store extends S3Store {
   private readonly tails: S3Tails;
   private readonly streamAfterBytes: number;
   private readonly listings: ListingMemo;
-  private readonly heldLease: HeldLease | undefined;
+  private readonly confirmLock: ((id: string) => Promise<boolean>) | undefined;
   /**
    * @tus/server's POST asks for the upload right after creating it (for Upload-Expires),
    * before the 201 that tells the client its URL: nobody can have written to it yet, so
@@ -71,7 +75,7 @@ export class StagingS3Store extends S3Store {
     this.tails = new S3Tails(this.client, this.bucket, new TailCache(options.tailCacheBytes));
     this.streamAfterBytes = options.streamAfterBytes;
     this.listings = new ListingMemo(options.heldLease);
-    this.heldLease = options.heldLease;
+    this.confirmLock = options.confirmLock;
   }
 
   /** The upload's parts and tail objects, listed together (or as listed earlier under the same lock). */
@@ -112,16 +116,23 @@ export class StagingS3Store extends S3Store {
 
   /**
    * Creates the multipart upload of an upload that has none yet and records its id in the
-   * `.info`, under the upload's lock (checked again before the `.info` is written: a holder
-   * that lost its lock must not replace the id another holder wrote). A multipart upload
-   * left without its `.info` by a crash has no parts worth keeping: S3's lifecycle rule for
-   * incomplete multipart uploads removes it (README, "S3").
+   * `.info`, under the upload's lock. The lock is confirmed with its authority (Redis)
+   * before the `.info` is written: a holder that lost it must not replace the id another
+   * holder wrote, and the fenced body checks Redis only at its part boundaries. Such a
+   * holder aborts the multipart upload it just created. One left without its `.info` by a
+   * crash has no parts worth keeping: S3's lifecycle rule for incomplete multipart uploads
+   * removes it (README, "S3"). Between the confirmation and the `.info` write there is one
+   * round trip S3 cannot fence (no conditional write on RGW here).
    */
   private async startMultipart(metadata: MetadataValue): Promise<string> {
     const { id } = metadata.file;
     const UploadId = await this.createMultipart(id);
-    const lease = this.heldLease?.(id);
-    if (this.heldLease && !lease?.valid()) throw new Error(`upload ${id}: its lock was lost before its multipart upload was recorded`);
+    if (this.confirmLock && !(await this.confirmLock(id))) {
+      await this.client.abortMultipartUpload({ Bucket: this.bucket, Key: id, UploadId }).catch(() => {
+        // left to the lifecycle rule, as after a crash
+      });
+      throw new LeaseLostError(lockKey(id));
+    }
     await this.saveMetadata(metadata.file, UploadId);
     return UploadId;
   }

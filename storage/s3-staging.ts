@@ -53,6 +53,8 @@ export interface S3StagingOptions {
   tailCacheBytes?: number;
   /** The lease this process holds on an upload's lock (UploadLocker.leaseOf): one S3 listing then serves a whole PATCH. */
   heldLease?: HeldLease;
+  /** Asks the lock's authority whether this process still holds upload `id`'s lock (UploadLocker.confirms): checked before a multipart upload's id is recorded. */
+  confirmLock?: (id: string) => Promise<boolean>;
   /** Buffers for writing downloaded originals (the file staging's write buffers); two 256 KiB ones per download otherwise. */
   writeBuffers?: BufferPool;
 }
@@ -76,6 +78,7 @@ export function createS3Staging(options: S3StagingOptions): StagingStore {
     streamAfterBytes: options.streamAfterBytes ?? STREAM_AFTER_BYTES,
     tailCacheBytes: options.tailCacheBytes ?? TAIL_CACHE_BYTES,
     heldLease: options.heldLease,
+    confirmLock: options.confirmLock,
   });
   const tempDir = options.tempDir ?? os.tmpdir();
   const pool = options.writeBuffers ?? new BufferPool(DOWNLOAD_BUFFER_BYTES, 2);

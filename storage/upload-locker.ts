@@ -37,6 +37,17 @@ export class UploadLocker implements Locker {
     return this.current.get(id);
   }
 
+  /**
+   * Whether this process still holds upload `id`'s lock, asked of the leases' authority
+   * (Redis) when a lease can be lost: for a write that the fenced body cannot guard, such
+   * as recording a multipart upload's id. No lease here: it does not.
+   */
+  async confirms(id: string): Promise<boolean> {
+    const lease = this.current.get(id);
+    if (!lease?.valid()) return false;
+    return !this.leases.canLose || (await this.leases.holds(lease));
+  }
+
   /** Takes the lock only if it is free, without asking anyone to release (the sweeper). */
   async tryLock(id: string): Promise<Lease | undefined> {
     const lease = await this.leases.take(lockKey(id), this.options.ttlMs);

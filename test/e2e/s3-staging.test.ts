@@ -18,9 +18,13 @@ import {
 import { S3Store } from '@tus/s3-store';
 import { Upload } from '@tus/utils';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { LeaseLostError } from '../../storage/fenced-stream.ts';
+import { RedisLeases } from '../../storage/redis-leases.ts';
 import { createS3Staging } from '../../storage/s3-staging.ts';
 import { s3ClientConfig } from '../../storage/s3-client.ts';
 import { TailCache } from '../../storage/s3-tail-cache.ts';
+import { lockKey, UploadLocker } from '../../storage/upload-locker.ts';
 import { emptyBucket, s3Client } from '../support/services.ts';
 
 const services = inject('services');
@@ -223,6 +227,46 @@ describe('S3 staging write path', () => {
     await other.remove(id);
     expect(await keysOf(id)).toEqual([]);
     expect(await multipartsOf(id)).toBe(0);
+  });
+
+  it('a deferred length whose lock another instance took: no multipart upload is recorded or left open, nothing is staged', async () => {
+    const prefix = `s3lock-${Math.random().toString(36).slice(2)}:`;
+    const redis = new Redis(services.redisUrl);
+    const locker = new UploadLocker(new RedisLeases({ redis, subscriber: new Redis(services.redisUrl), prefix }), { ttlMs: 60_000, timeoutMs: 1000, pollMs: 100 });
+    const { store } = createS3Staging({
+      client,
+      bucket,
+      partSize: PART,
+      expirationMs: 0,
+      maxUploadBytes: 64 * MiB,
+      heldLease: (id) => locker.leaseOf(id),
+      confirmLock: (id) => locker.confirms(id),
+    });
+    const data = randomBytes(6 * MiB);
+    try {
+      // holding the lock: the first part creates the multipart upload and records it
+      const kept = await created(undefined, store);
+      const held = await locker.tryLock(kept);
+      expect(await store.write(body(data), kept, 0)).toBe(data.length);
+      expect(await recordedUploadId(kept)).toBeDefined();
+      if (held) await locker.unlock(kept, held);
+      await store.remove(kept);
+
+      // the lock's key now names another holder (Redis lost it and another instance took it)
+      const id = await created(undefined, store);
+      const lease = await locker.tryLock(id);
+      expect(lease?.valid()).toBe(true);
+      await redis.set(`${prefix}${lockKey(id)}`, 'another-instance');
+      await expect(store.write(body(data), id, 0)).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await recordedUploadId(id)).toBeUndefined();
+      expect(await multipartsOf(id)).toBe(0);
+      expect(await keysOf(id)).toEqual([`${id}.info`]);
+      expect((await staging().store.getUpload(id)).offset).toBe(0);
+      await staging().store.remove(id);
+    } finally {
+      await locker.leases.close?.();
+      redis.disconnect();
+    }
   });
 
   it('a deferred length: parts and tail while it is unknown, completed once it is declared', async () => {

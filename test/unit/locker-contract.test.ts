@@ -154,6 +154,19 @@ describe('a shared lock whose key vanishes (Redis restart, failover)', () => {
     await next?.release();
   });
 
+  it('confirms a holder only while the key in Redis is its own, and nobody without a lease', async () => {
+    const prefix = `leasetest-${Math.random().toString(36).slice(2)}:`;
+    const admin = connect();
+    const locker = new UploadLocker(new RedisLeases({ redis: connect(), subscriber: connect(), prefix }), { ttlMs: 60_000, timeoutMs: 100, pollMs: 50 });
+    expect(await locker.confirms('u5')).toBe(false);
+    const lease = await locker.tryLock('u5');
+    expect(await locker.confirms('u5')).toBe(true);
+    await admin.set(`${prefix}${lockKey('u5')}`, 'another-instance');
+    expect(lease?.valid()).toBe(true); // its next renewal would tell it; Redis tells it now
+    expect(await locker.confirms('u5')).toBe(false);
+    await locker.leases.close?.();
+  });
+
   it('rejects a state write fenced by a lost lock, in the same script as the write', async () => {
     const prefix = `statetest-${Math.random().toString(36).slice(2)}:`;
     const redis = connect();
