@@ -22,6 +22,12 @@ export interface TranscodeOptions {
   animation: 'animate' | 'first-frame';
   timeoutSeconds: number;
   /**
+   * WebP encoder effort (libwebp's method), 0-6 (WEBP_EFFORT, default 2 in server/config.ts):
+   * effort 3 and above keep a token buffer for the whole image (about 20 MB more for a
+   * noisy 2048 px output) and took 1.7x the time for 2-5% fewer bytes (README, WEBP_EFFORT).
+   */
+  webpEffort: number;
+  /**
    * AVIF encoder effort, 0-9 (AVIF_EFFORT, default 3 in server/config.ts; libaom speed
    * 9 - effort, so 3 is avifenc's default speed 6): effort 4, sharp's default, gave the
    * same bytes and PSNR for 5-6x the CPU on a 12 MP photo (docs/benchmarks.md, benchmark 9).
@@ -109,7 +115,7 @@ export async function transcode(file: string, policy: Policy, options: Transcode
       .toColourspace('srgb');
     const encoded =
       options.format === 'webp'
-        ? pipeline.webp({ quality: options.quality, effort: 4 })
+        ? pipeline.webp({ quality: options.quality, effort: options.webpEffort })
         : pipeline.avif({ quality: options.quality, chromaSubsampling: '4:2:0', effort: options.avifEffort });
     const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
     return {

@@ -3,7 +3,8 @@
  * tusgate end to end - tus-js-client upload (POST + one PATCH) whose final response comes
  * after the finish (sha256, decode, resize to 2048 long edge, WebP quality 80, publish) -
  * with 2 uploads in flight, vs the transcode alone by Debian's vipsthumbnail
- * (`vipsthumbnail in.jpg -s 2048x2048 -o out.webp[Q=80,strip]`), 2 processes at a time.
+ * (`vipsthumbnail in.jpg -s 2048x2048 -o out.webp[Q=80,strip,effort=E]`), 2 processes at a time,
+ * where E is tusgate's default WEBP_EFFORT, given to both.
  * Threads per image are matched: tusgate SHARP_THREADS=1, vipsthumbnail VIPS_CONCURRENCY=1.
  * Rounds are interleaved (vipsthumbnail, tusgate, ...); images/s = N / wall time of a round.
  */
@@ -16,6 +17,10 @@ import { vipsEnv } from './debian-tools.ts';
 import { photo } from './payloads.ts';
 import { startTusgate } from './servers.ts';
 import { median } from './stats.ts';
+import { loadConfig, transcodeOf } from '../../server/config.ts';
+
+/** tusgate's default WebP effort: both tools encode with it. */
+export const WEBP_EFFORT = transcodeOf(loadConfig({})).webpEffort;
 
 const run = promisify(execFile);
 
@@ -34,6 +39,8 @@ export interface FinishResult {
   available: boolean;
   note: string;
   vipsVersion: string;
+  /** The WebP effort both encoded with (absent in results from before it was given: libvips' default 4). */
+  webpEffort?: number;
   images: number;
   concurrency: number;
   photoBytes: number[];
@@ -87,6 +94,7 @@ export async function finishBench(
     SHARP_THREADS: '1',
     OUTPUT_FORMAT: 'webp',
     OUTPUT_QUALITY: '80',
+    WEBP_EFFORT: String(WEBP_EFFORT),
     OUTPUT_LONG_EDGE: '2048',
     MAX_UPLOAD_BYTES: String(50 * 1024 * 1024),
   });
@@ -98,7 +106,7 @@ export async function finishBench(
       const seconds = await pool(list.slice(0, count), concurrency, async (which, index) => {
         const target = path.join(outDir, `r${round}-${index}.webp`);
         try {
-          await run('vipsthumbnail', [files[which]!, '-s', '2048x2048', '-o', `${target}[Q=80,strip]`], { env: vipsEnv() });
+          await run('vipsthumbnail', [files[which]!, '-s', '2048x2048', '-o', `${target}[Q=80,strip,effort=${WEBP_EFFORT}]`], { env: vipsEnv() });
           if (!fs.existsSync(target)) failures += 1;
         } catch {
           failures += 1;
@@ -154,6 +162,7 @@ export async function finishBench(
     available: options.vips.ok,
     note: options.vips.note,
     vipsVersion,
+    webpEffort: WEBP_EFFORT,
     images,
     concurrency,
     photoBytes: photos.map((p) => p.length),

@@ -86,6 +86,19 @@ describe('the configured defaults', () => {
   });
 });
 
+describe('the WebP effort', () => {
+  it('is the one configured: the default 2, and WEBP_EFFORT=4 encodes the same image otherwise', async () => {
+    expect(options.webpEffort).toBe(2);
+    const file = stage(await fx.noisyJpeg(320, 240));
+    const fast = await transcode(file, policy, options);
+    const slow = await transcode(file, policy, transcodeOf(loadConfig({ WEBP_EFFORT: '4' })));
+    const direct = (effort: number) => sharp(file).webp({ quality: options.quality, effort }).toBuffer();
+    expect(fast.data.equals(await direct(2))).toBe(true);
+    expect(slow.data.equals(await direct(4))).toBe(true);
+    expect(fast.data.equals(slow.data)).toBe(false);
+  });
+});
+
 describe('orientation and metadata', () => {
   let original: Buffer;
   let output: Buffer;
