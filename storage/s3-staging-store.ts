@@ -127,12 +127,18 @@ export class StagingS3Store extends S3Store {
   private async startMultipart(metadata: MetadataValue): Promise<string> {
     const { id } = metadata.file;
     const UploadId = await this.createMultipart(id);
-    if (this.confirmLock && !(await this.confirmLock(id))) {
-      await this.client.abortMultipartUpload({ Bucket: this.bucket, Key: id, UploadId }).catch(() => {
-        // left to the lifecycle rule, as after a crash
-      });
-      throw new LeaseLostError(lockKey(id));
+    let confirmed = false;
+    try {
+      confirmed = !this.confirmLock || (await this.confirmLock(id));
+    } finally {
+      // lost, or not confirmed (Redis unreachable): nobody will record it
+      if (!confirmed) {
+        await this.client.abortMultipartUpload({ Bucket: this.bucket, Key: id, UploadId }).catch(() => {
+          // left to the lifecycle rule, as after a crash
+        });
+      }
     }
+    if (!confirmed) throw new LeaseLostError(lockKey(id));
     await this.saveMetadata(metadata.file, UploadId);
     return UploadId;
   }

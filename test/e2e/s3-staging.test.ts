@@ -263,6 +263,14 @@ describe('S3 staging write path', () => {
       expect(await keysOf(id)).toEqual([`${id}.info`]);
       expect((await staging().store.getUpload(id)).offset).toBe(0);
       await staging().store.remove(id);
+
+      // the lock cannot be confirmed (Redis unreachable): the same, with that error
+      const unconfirmed = createS3Staging({ client, bucket, partSize: PART, expirationMs: 0, maxUploadBytes: 64 * MiB, confirmLock: () => Promise.reject(new Error('Redis is unreachable')) });
+      const other = await created(undefined, unconfirmed.store);
+      await expect(unconfirmed.store.write(body(data), other, 0)).rejects.toThrow('Redis is unreachable');
+      expect(await recordedUploadId(other)).toBeUndefined();
+      expect(await multipartsOf(other)).toBe(0);
+      await staging().store.remove(other);
     } finally {
       await locker.leases.close?.();
       redis.disconnect();
