@@ -33,11 +33,15 @@ export class BodyReadThroughWebStreamError extends Error {
 }
 
 function placeholder(req: IncomingMessage): ReadableStream {
-  const stream = new ReadableStream({
-    pull() {
-      throw new BodyReadThroughWebStreamError();
+  // highWaterMark 0: pulled only by a read (the default, 1, pulls at once, building an Error per request)
+  const stream = new ReadableStream(
+    {
+      pull() {
+        throw new BodyReadThroughWebStreamError();
+      },
     },
-  });
+    { highWaterMark: 0 },
+  );
   bodies.set(stream, req);
   return stream;
 }
