@@ -153,8 +153,8 @@ export function summaryRows(results: Results): SummaryRow[] {
       tusgate: fmt(finish.tusgateMedian, 2),
       baseline: finish.available ? `${fmt(finish.vipsMedian, 2)} (vipsthumbnail)` : 'vipsthumbnail n/a',
       ratio: finish.available ? `${fmt(finish.ratio, 3)}x` : '',
-      target: 'none (reported)',
-      result: 'info',
+      target: '>= 1.0x',
+      result: verdict(finish.available ? finish.ratio >= 1 : undefined),
     });
   }
   if (results.s3) rows.push(...s3Rows(results.s3));
