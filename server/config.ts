@@ -126,7 +126,7 @@ const schema = z
     FENCE_CHECK_BYTES: int(64 * 1024).default(MiB),
     WRITE_BUFFER_BYTES: int(64 * 1024, 16 * MiB).default(256 * 1024),
     WRITE_BUFFERS_KEPT: int(0).default(16),
-    WRITE_BUFFER_BUDGET_BYTES: int(0).default(16 * MiB),
+    WRITE_BUFFER_BUDGET_BYTES: int(0).default(8 * MiB),
   })
   .superRefine((c, ctx) => {
     const require = (ok: boolean, path: string, message: string) => {
