@@ -290,7 +290,7 @@ export function markdown(results: Results): string {
     out.push(
       [
         `- Photos: 4 distinct 4000x3000 JPEGs (quality 90; colour gradient, upscaled-noise texture and grain), ${finish.photoBytes.map((b) => mb(b)).join(', ')}; used in turn, ${finish.images} per round.`,
-        `- **tusgate**: tus-js-client uploads (POST + one PATCH); the final response comes after the finish (sha256, decode, auto-orient, resize to fit 2048x2048, sRGB, WebP quality 80 effort 4, publish to disk). ${finish.concurrency} uploads in flight; TRANSCODE_CONCURRENCY=${finish.concurrency}, SHARP_THREADS=1.`,
+        `- **tusgate**: tus-js-client uploads (POST + one PATCH); the final response comes after the finish (sha256, decode, auto-orient, resize to fit 2048x2048, sRGB, WebP quality 80 effort ${finish.webpEffort ?? 4}, publish to disk). ${finish.concurrency} uploads in flight; TRANSCODE_CONCURRENCY=${finish.concurrency}, SHARP_THREADS=1.`,
         `- **vipsthumbnail** (${finish.vipsVersion}, Debian libvips-tools): \`vipsthumbnail in.jpg -s 2048x2048 -o out.webp[Q=80,strip,effort=${finish.webpEffort ?? 4}]\` (tusgate's default WEBP_EFFORT, given to tusgate too), ${finish.concurrency} processes at a time, VIPS_CONCURRENCY=1 (one thread per image, as SHARP_THREADS=1), VIPSHOME removed from its environment (importing sharp sets it and it breaks the Debian CLI). Includes each process's start-up.`,
         '- images/s = images / wall time of the round. One warm-up round of 2 images each (not counted), then vipsthumbnail, tusgate, ... interleaved. Medians.',
         `- ${finish.note}.`,
