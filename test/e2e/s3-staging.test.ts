@@ -232,7 +232,8 @@ describe('S3 staging write path', () => {
   it('a deferred length whose lock another instance took: no multipart upload is recorded or left open, nothing is staged', async () => {
     const prefix = `s3lock-${Math.random().toString(36).slice(2)}:`;
     const redis = new Redis(services.redisUrl);
-    const locker = new UploadLocker(new RedisLeases({ redis, subscriber: new Redis(services.redisUrl), prefix }), { ttlMs: 60_000, timeoutMs: 1000, pollMs: 100 });
+    const subscriber = new Redis(services.redisUrl);
+    const locker = new UploadLocker(new RedisLeases({ redis, subscriber, prefix }), { ttlMs: 60_000, timeoutMs: 1000, pollMs: 100 });
     const { store } = createS3Staging({
       client,
       bucket,
@@ -247,6 +248,7 @@ describe('S3 staging write path', () => {
       // holding the lock: the first part creates the multipart upload and records it
       const kept = await created(undefined, store);
       const held = await locker.tryLock(kept);
+      expect(held).toBeDefined();
       expect(await store.write(body(data), kept, 0)).toBe(data.length);
       expect(await recordedUploadId(kept)).toBeDefined();
       if (held) await locker.unlock(kept, held);
@@ -263,6 +265,7 @@ describe('S3 staging write path', () => {
       expect(await keysOf(id)).toEqual([`${id}.info`]);
       expect((await staging().store.getUpload(id)).offset).toBe(0);
       await staging().store.remove(id);
+      await redis.del(`${prefix}${lockKey(id)}`);
 
       // the lock cannot be confirmed (Redis unreachable): the same, with that error
       const unconfirmed = createS3Staging({ client, bucket, partSize: PART, expirationMs: 0, maxUploadBytes: 64 * MiB, confirmLock: () => Promise.reject(new Error('Redis is unreachable')) });
@@ -274,6 +277,7 @@ describe('S3 staging write path', () => {
     } finally {
       await locker.leases.close?.();
       redis.disconnect();
+      subscriber.disconnect();
     }
   });
 
