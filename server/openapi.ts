@@ -793,7 +793,7 @@ export function openApiDocument(config: OpenApiConfig = {}): JsonObject {
             operationId: `webhook_${type.replace('.', '_')}`,
             summary: WEBHOOK_WHEN[type],
             description:
-              'A signed POST to WEBHOOK_URL (Standard Webhooks: verify with the `standardwebhooks` package or any Svix library and WEBHOOK_SECRET). Every event is stored in an outbox before the request that caused it is answered, and delivered at least once: retried with exponential backoff and jitter for WEBHOOK_RETRY_FOR_MS with the same webhook-id (dedupe on it; a finish redone after a crash can send `artifact.published` twice with two ids: dedupe on `data.uploadId` and `type` as well).',
+              'A signed POST to WEBHOOK_URL (Standard Webhooks: verify with the `standardwebhooks` package or any Svix library and WEBHOOK_SECRET). Every event is stored in an outbox before the request that caused it is answered, and delivered at least once: retried with exponential backoff and jitter for WEBHOOK_RETRY_FOR_MS with the same webhook-id (dedupe on it). An event\'s id is made from its upload and type (each happens at most once to an upload), so a finish redone after a crash that tells `artifact.published` again sends the same webhook-id.',
             externalDocs: { url: 'https://www.standardwebhooks.com/' },
             security: [{}],
             parameters: [

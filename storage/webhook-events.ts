@@ -7,7 +7,7 @@
  * key, or any field the schema does not name, is dropped) and the outbox, which parses every
  * stored event on read.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const WEBHOOK_EVENT_TYPES = [
@@ -90,13 +90,19 @@ export type EventDataFor<T extends WebhookEventType> = T extends 'artifact.publi
       ? BaseData & { artifact?: z.input<typeof webhookArtifactSchema> }
       : BaseData;
 
-export function newEventId(): string {
-  return `msg_${randomBytes(16).toString('hex')}`;
+/**
+ * An event's id: its type and its upload's, hashed. Each type happens at most once to an
+ * upload, so the id names the fact, and telling it again (a finish redone after a crash,
+ * a restart between the outbox write and the state's) sends the same `webhook-id`, which
+ * a receiver already de-duplicates on.
+ */
+export function eventIdFor(type: WebhookEventType, uploadId: string): string {
+  return `msg_${createHash('sha256').update(`${type}\n${uploadId}`).digest('hex').slice(0, 32)}`;
 }
 
 /** A new event, validated (a ZodError for data the schema refuses), stamped with `at`. */
 export function newEvent<T extends WebhookEventType>(type: T, data: EventDataFor<T>, at: Date = new Date()): WebhookEvent {
-  return webhookEventSchema.parse({ id: newEventId(), type, timestamp: at.toISOString(), data });
+  return webhookEventSchema.parse({ id: eventIdFor(type, data.uploadId), type, timestamp: at.toISOString(), data });
 }
 
 /** The exact bytes sent (and signed) on every attempt: the same for one event, always. */

@@ -61,7 +61,10 @@ const kinds: Array<[string, () => Kind]> = [
 
 const base = { owner: 'alice', profile: 'avatar', meta: { tenant: 't1' }, metadata: { filename: 'cat.jpg' } };
 
-function event(uploadId = 'a'.repeat(32)): WebhookEvent {
+let uploads = 0;
+
+/** An event of its own upload: an event's id names its upload and type (webhook-events.ts). */
+function event(uploadId = (uploads += 1).toString(16).padStart(32, 'a')): WebhookEvent {
   return newEvent('upload.created', { uploadId, ...base });
 }
 

@@ -440,6 +440,25 @@ const stores: Array<[string, () => Store]> = [
 ];
 
 describe.each(stores)('webhook durability over the %s outbox', (_kind, make) => {
+  it('the same fact told twice (a finish redone after a crash) arrives under the same webhook-id', async () => {
+    const store = make();
+    const hooks = await receiver();
+    const on = deliver({ url: hooks.url, outbox: store.open(), leases: store.leases(), pollMs: 50 });
+    on.delivery.start();
+    const id = 'd'.repeat(32);
+    await on.delivery.enqueue('artifact.published', dataFor('artifact.published', id));
+    await until(() => on.counts.delivered === 1, 10_000, 'the first delivered');
+    await on.delivery.enqueue('artifact.published', dataFor('artifact.published', id));
+    await on.delivery.enqueue('upload.created', dataFor('upload.created', id));
+    await until(() => on.counts.delivered === 3, 10_000, 'all delivered');
+    const published = hooks.receptions.filter((reception) => reception.body.includes('"type":"artifact.published"'));
+    expect(published).toHaveLength(2);
+    expect(published[0]?.id).toBe(published[1]?.id);
+    // another type of the same upload is another fact
+    expect(hooks.ids()).toHaveLength(2);
+    await on.delivery.stop();
+  });
+
   it('events enqueued while delivery is stopped are all delivered by a new delivery over the same outbox', async () => {
     const store = make();
     const hooks = await receiver();
@@ -492,7 +511,7 @@ describe('two delivery instances over one Redis outbox', () => {
     b.delivery.start();
     for (let i = 0; i < 12; i += 1) {
       const on = i % 2 === 0 ? a : b;
-      await on.delivery.enqueue('upload.created', dataFor('upload.created', (i % 10).toString().repeat(32)));
+      await on.delivery.enqueue('upload.created', dataFor('upload.created', i.toString(16).repeat(32)));
     }
     await until(() => a.counts.delivered + b.counts.delivered === 12, 15_000, 'all delivered');
     await sleep(500);
