@@ -127,18 +127,16 @@ export class StagingS3Store extends S3Store {
   private async startMultipart(metadata: MetadataValue): Promise<string> {
     const { id } = metadata.file;
     const UploadId = await this.createMultipart(id);
-    let confirmed = false;
-    try {
-      confirmed = !this.confirmLock || (await this.confirmLock(id));
-    } finally {
-      // lost, or not confirmed (Redis unreachable): nobody will record it
-      if (!confirmed) {
-        await this.client.abortMultipartUpload({ Bucket: this.bucket, Key: id, UploadId }).catch(() => {
-          // left to the lifecycle rule, as after a crash
-        });
-      }
+    // lost, or not confirmed (Redis unreachable): nobody will record it; an abort that fails leaves it to the lifecycle rule
+    const abandon = () => this.client.abortMultipartUpload({ Bucket: this.bucket, Key: id, UploadId }).catch(() => {});
+    const confirmed = await (this.confirmLock?.(id) ?? Promise.resolve(true)).catch(async (error: unknown) => {
+      await abandon();
+      throw error;
+    });
+    if (!confirmed) {
+      await abandon();
+      throw new LeaseLostError(lockKey(id));
     }
-    if (!confirmed) throw new LeaseLostError(lockKey(id));
     await this.saveMetadata(metadata.file, UploadId);
     return UploadId;
   }

@@ -96,7 +96,7 @@ export type EventDataFor<T extends WebhookEventType> = T extends 'artifact.publi
  * a restart between the outbox write and the state's) sends the same `webhook-id`, which
  * a receiver already de-duplicates on.
  */
-export function eventIdFor(type: WebhookEventType, uploadId: string): string {
+function eventIdFor(type: WebhookEventType, uploadId: string): string {
   return `msg_${createHash('sha256').update(`${type}\n${uploadId}`).digest('hex').slice(0, 32)}`;
 }
 
