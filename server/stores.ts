@@ -88,14 +88,16 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
 
   const memory = redis ? undefined : new MemoryLeases();
   const leases: Leases = redis && subscriber ? new RedisLeases({ redis, subscriber, prefix }) : (memory ?? new MemoryLeases());
+  let fileStates: FileUploadStateStore | undefined;
   const states: UploadStateStore = redis
     ? new RedisUploadStateStore({ redis, prefix, retentionMs: config.RESULT_RETENTION_MS })
-    : new FileUploadStateStore({
+    : (fileStates = new FileUploadStateStore({
         directory: dir('state'),
         retentionMs: config.RESULT_RETENTION_MS,
         holds: (fence) => memory?.holdsNow(fence) ?? false,
-      });
-  const locker = new UploadLocker(leases, { ttlMs: config.LOCK_TTL_MS, timeoutMs: config.LOCK_TIMEOUT_MS, pollMs: config.LOCK_POLL_MS });
+      }));
+  // without Redis a lock is in this process's memory: its mark on the record is what `npm run sweep` can see
+  const locker = new UploadLocker(leases, { ttlMs: config.LOCK_TTL_MS, timeoutMs: config.LOCK_TIMEOUT_MS, pollMs: config.LOCK_POLL_MS, marks: fileStates });
 
   return {
     staging,

@@ -16,12 +16,29 @@ export interface UploadLockerOptions {
   timeoutMs: number;
   /** A waiter re-checks at least this often (a release message can be missed). */
   pollMs: number;
+  /** Where leases are seen by this process only (no Redis): signs of held locks that other processes on this host can see. */
+  marks?: HeldMarks;
+}
+
+/**
+ * A sign that an upload's lock is held, for other processes on the same host, where the
+ * leases live in one process's memory: `npm run sweep` beside a server without Redis. The
+ * holder marks the upload when it takes the lock, until `ttlMs` later, renews the mark
+ * every `ttlMs`/3 (as a Redis lease is renewed) and removes it on release; a holder that
+ * died leaves a mark that lapses. tryLock treats a marked upload as held.
+ */
+export interface HeldMarks {
+  mark(id: string, until: number): Promise<void>;
+  unmark(id: string): Promise<void>;
+  isMarked(id: string): Promise<boolean>;
 }
 
 export const lockKey = (id: string): string => `lock:${id}`;
 
 export class UploadLocker implements Locker {
   private readonly current = new Map<string, Lease>();
+  /** Refreshes of the marks of the locks held here (with `options.marks`). */
+  private readonly marking = new Map<Lease, NodeJS.Timeout>();
 
   constructor(
     readonly leases: Leases,
@@ -48,9 +65,11 @@ export class UploadLocker implements Locker {
     return !this.leases.canLose || (await this.leases.holds(lease));
   }
 
-  /** Takes the lock only if it is free, without asking anyone to release (the sweeper). */
+  /** Takes the lock only if it is free, here and (with marks) in the other processes of this host, without asking anyone to release (the sweeper). */
   async tryLock(id: string): Promise<Lease | undefined> {
-    const lease = await this.leases.take(lockKey(id), this.options.ttlMs);
+    const { marks, ttlMs } = this.options;
+    if (marks && (await marks.isMarked(id))) return undefined;
+    const lease = await this.leases.take(lockKey(id), ttlMs);
     if (lease) this.current.set(id, lease);
     return lease;
   }
@@ -59,9 +78,23 @@ export class UploadLocker implements Locker {
   held(id: string, lease: Lease, requestRelease: RequestRelease): void {
     this.current.set(id, lease);
     this.leases.onReleaseRequest(lease.key, () => void requestRelease());
+    const { marks, ttlMs } = this.options;
+    if (marks) {
+      const renew = () => void marks.mark(id, Date.now() + ttlMs);
+      renew();
+      const timer = setInterval(renew, Math.max(1, Math.floor(ttlMs / 3)));
+      timer.unref();
+      this.marking.set(lease, timer);
+    }
   }
 
   async unlock(id: string, lease: Lease): Promise<void> {
+    const marking = this.marking.get(lease);
+    if (marking) {
+      clearInterval(marking);
+      this.marking.delete(lease);
+      await this.options.marks?.unmark(id);
+    }
     if (this.current.get(id) === lease) {
       this.current.delete(id);
       this.leases.onReleaseRequest(lease.key, undefined);

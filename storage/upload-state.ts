@@ -165,6 +165,8 @@ export interface FileStateOptions {
 export class FileUploadStateStore implements UploadStateStore {
   private readonly ready: Promise<unknown>;
   private readonly processingDir: string;
+  /** The uploads this process marks as held, and until when (see mark). */
+  private readonly marked = new Map<string, number>();
 
   constructor(private readonly options: FileStateOptions) {
     this.processingDir = path.join(options.directory, 'processing');
@@ -206,6 +208,7 @@ export class FileUploadStateStore implements UploadStateStore {
     const marker = path.join(this.processingDir, state.id);
     if (unfinishedWork(state)) await writeFileAtomic(marker, '');
     await writeFileAtomic(this.file(state.id, 'json'), JSON.stringify(state));
+    await this.applyMark(state.id);
     if (!unfinishedWork(state)) await removeFile(marker);
     if (state.phase !== 'pending') await removeFile(this.file(state.id, 'prefix'));
     if (state.account) {
@@ -235,6 +238,34 @@ export class FileUploadStateStore implements UploadStateStore {
     await removeFile(this.file(id, 'json'));
     await removeFile(this.file(id, 'prefix'));
     await removeFile(path.join(this.processingDir, id));
+  }
+
+  /**
+   * HeldMarks (upload-locker.ts) for the processes that cannot see this one's in-memory
+   * leases: a held upload's record has an mtime in the future, the time its mark lapses
+   * unless refreshed. A record this process rewrites while it holds the upload keeps the
+   * mark (put re-applies it). No record: nothing to mark. A mark that cannot be set ages
+   * out, as a lapsed lock does.
+   */
+  async mark(id: string, until: number): Promise<void> {
+    this.marked.set(id, until);
+    await this.applyMark(id);
+  }
+
+  async unmark(id: string): Promise<void> {
+    if (!this.marked.delete(id)) return;
+    const now = new Date();
+    await fs.utimes(this.file(id, 'json'), now, now).catch(() => {});
+  }
+
+  async isMarked(id: string): Promise<boolean> {
+    const stat = await fs.stat(this.file(id, 'json')).catch(() => undefined);
+    return stat !== undefined && stat.mtimeMs > Date.now();
+  }
+
+  private async applyMark(id: string): Promise<void> {
+    const until = this.marked.get(id);
+    if (until !== undefined) await fs.utimes(this.file(id, 'json'), new Date(), new Date(until)).catch(() => {});
   }
 
   async processing(): Promise<string[]> {

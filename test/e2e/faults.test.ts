@@ -1,6 +1,6 @@
 /**
  * Faults that lose or corrupt uploads: a Redis that forgets, a sweep during the finish
- * queue, a lost distributed lock, a waiter on a held lock, a chunked body past
+ * queue, `npm run sweep` beside a server holding in-process locks, a lost distributed lock, a waiter on a held lock, a chunked body past
  * Upload-Length, a slow-loris body. Real servers, real Redis, real Ceph RGW, real clients.
  * Each test owns what it starts and removes it.
  */
@@ -207,6 +207,52 @@ describe('the sweeper and the finish queue', () => {
       expect(artifactOf(outcome).original?.sha256).toBe(sha(images[i] as Buffer));
     });
   }, 240_000);
+});
+
+describe('`npm run sweep` beside a running server (file staging, no Redis)', () => {
+  /*
+   * The sweep runs in a process of its own, and without Redis the server's upload locks
+   * live in the server's memory: the sweep cannot see them. A PATCH that began before the
+   * upload expired may still be arriving when it runs.
+   * Observed on 797a99f (every run, before a held lock marked the upload's record): the
+   * sweep printed {"ran":true,"uploads":1,...}, removing the upload under the PATCH.
+   */
+  it('leaves an expired upload whose PATCH is still arriving; the PATCH completes it intact', async () => {
+    const env = { UPLOAD_EXPIRES_AFTER_MS: '3000', SWEEP_INTERVAL_MS: '0', LOCK_TTL_MS: '1500', MIN_RECEIVE_BYTES_PER_S: '1000', RECEIVE_RATE_WINDOW_MS: '2000' };
+    const server = await start(env);
+    const image = await fixtures.noisyJpeg(800, 600);
+    expect(image.length).toBeGreaterThan(150 * KiB);
+    const createdAt = Date.now();
+    const url = await create(server.endpoint, image.length);
+    // 4 KiB every 200 ms (20 KiB/s): fewer bytes than one write buffer reach the staged file
+    const steady = trickle(url, 0, image, 4 * KiB, 200);
+    await sleep(Math.max(0, createdAt + 3_500 - Date.now()));
+    expect(describeEnd(steady.end, steady.startedAt), 'the PATCH when the sweep starts').toBe('still open');
+    const sweep = await runSweep({ ...env, DATA_DIR: server.dataDir, LOG_LEVEL: 'warn' });
+    expect(sweep.code, sweep.stderr).toBe(0);
+    const result = JSON.parse(sweep.stdout.trim().split('\n').at(-1) ?? '{}') as { ran?: boolean; uploads?: number; skipped?: number };
+    expect(result, sweep.stdout).toMatchObject({ ran: true, uploads: 0, skipped: 1 });
+
+    expect(describeEnd(steady.end, steady.startedAt), 'the PATCH after the sweep').toBe('still open');
+    steady.sendRest();
+    const end = await steady.ended;
+    expect(end.kind === 'response' ? end.status : describeEnd(end, steady.startedAt)).toBe(200);
+    const body = JSON.parse(end.kind === 'response' ? end.body : '{}') as { original?: { sha256?: string } };
+    expect(body.original?.sha256).toBe(sha(image));
+  }, 90_000);
+
+  it('removes an expired upload that no request holds any more', async () => {
+    const env = { UPLOAD_EXPIRES_AFTER_MS: '1000', SWEEP_INTERVAL_MS: '0', LOCK_TTL_MS: '1500' };
+    const server = await start(env);
+    const image = await fixtures.noisyJpeg(800, 600);
+    const url = await create(server.endpoint, image.length);
+    expect((await patch(url, 0, image.subarray(0, 100 * KiB))).status).toBe(204);
+    await sleep(1_000 + 300); // expired; its PATCH released its lock (and the lock's mark) when it ended
+    const sweep = await runSweep({ ...env, DATA_DIR: server.dataDir, LOG_LEVEL: 'warn' });
+    expect(sweep.code, sweep.stderr).toBe(0);
+    expect(JSON.parse(sweep.stdout.trim().split('\n').at(-1) ?? '{}'), sweep.stdout).toMatchObject({ ran: true, uploads: 1, skipped: 0 });
+    expect([404, 410]).toContain((await head(url)).status);
+  }, 60_000);
 });
 
 describe('a lost distributed lock', () => {

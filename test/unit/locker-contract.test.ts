@@ -3,6 +3,9 @@
  * redis-server, from the suite's global setup). Then what only a shared lock can suffer:
  * a lock key that vanishes under its holder.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ERRORS } from '@tus/utils';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -10,7 +13,8 @@ import { MemoryLeases, type Leases } from '../../storage/leases.ts';
 import { RedisLeases } from '../../storage/redis-leases.ts';
 import { RedisUploadStateStore } from '../../storage/redis-upload-state.ts';
 import { lockKey, UploadLocker } from '../../storage/upload-locker.ts';
-import { StaleFenceError } from '../../storage/upload-state.ts';
+import { newId } from '../../storage/keys.ts';
+import { FileUploadStateStore, StaleFenceError } from '../../storage/upload-state.ts';
 
 const { redisUrl } = inject('services');
 const connections: Redis[] = [];
@@ -183,5 +187,41 @@ describe('a shared lock whose key vanishes (Redis restart, failover)', () => {
     expect((await states.prefix(id)).toString()).toBe('abc');
     await lease.release();
     await states.delete(id);
+  });
+});
+
+describe('in-process locks seen from another process of the host (no Redis: `npm run sweep` beside a server)', () => {
+  /** A process: its own in-memory leases and its own state store, on the shared DATA_DIR. */
+  const processOn = (directory: string, ttlMs: number) => {
+    const leases = new MemoryLeases();
+    const states = new FileUploadStateStore({ directory, retentionMs: 0, holds: (fence) => leases.holdsNow(fence) });
+    return { states, locker: new UploadLocker(leases, { ttlMs, timeoutMs: 200, pollMs: 50, marks: states }) };
+  };
+
+  it('marks a held upload for the other process past its ttl, keeps the mark over a rewrite of its record, and clears it on release', async () => {
+    const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'tusgate-marks-'));
+    try {
+      const server = processOn(directory, 300);
+      const sweep = processOn(directory, 300);
+      const id = newId();
+      const state = { phase: 'pending', held: 0, id, createdAt: 1, expiresAt: 2, size: 10, updatedAt: 1 } as const;
+      await server.states.put(state);
+      const free = await sweep.locker.tryLock(id);
+      expect(free, 'a record nobody holds').toBeDefined();
+      if (free) await sweep.locker.unlock(id, free);
+
+      const holder = server.locker.newLock(id);
+      await holder.lock(never(), () => {});
+      await sleep(50);
+      expect(await sweep.locker.tryLock(id), 'held by the other process').toBeUndefined();
+      await server.states.put({ ...state, updatedAt: 2 }, server.locker.leaseOf(id));
+      expect(await sweep.locker.tryLock(id), 'its record rewritten by the holder').toBeUndefined();
+      await sleep(900); // three ttls: renewed
+      expect(await sweep.locker.tryLock(id), 'past the ttl, the holder alive').toBeUndefined();
+      await holder.unlock();
+      expect(await sweep.locker.tryLock(id), 'released').toBeDefined();
+    } finally {
+      fs.rmSync(directory, { recursive: true, force: true });
+    }
   });
 });
