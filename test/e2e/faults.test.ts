@@ -1,7 +1,7 @@
 /**
  * Faults that lose or corrupt uploads: a Redis that forgets, a sweep during the finish
- * queue, `npm run sweep` beside a server holding in-process locks, a lost distributed lock, a waiter on a held lock, a chunked body past
- * Upload-Length, a slow-loris body. Real servers, real Redis, real Ceph RGW, real clients.
+ * queue, `npm run sweep` beside a server holding in-process locks, a lost distributed
+ * lock, a waiter on a held lock, a chunked body past Upload-Length, a slow-loris body. Real servers, real Redis, real Ceph RGW, real clients.
  * Each test owns what it starts and removes it.
  */
 import fs from 'node:fs';
