@@ -8,8 +8,8 @@ import { groupDigits as fmt, Refusal } from './errors.ts';
 import { HEADER_READERS } from './image-header/index.ts';
 import type { Policy } from './policy.ts';
 
-/** file-type reads at most this many bytes to name a type. */
-const SNIFF_BYTES = 4100;
+/** file-type reads at most this many bytes to name a type: the gate's first judgement, and the least window it can have. */
+export const SNIFF_BYTES = 4100;
 
 /** file-type names some allowed formats by a more specific type. */
 const TYPE_ALIASES: Readonly<Record<string, string>> = { 'image/apng': 'image/png' };

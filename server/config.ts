@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { SNIFF_BYTES } from '../hooks/gate.ts';
 import { IMAGE_TYPES, type Policy } from '../hooks/policy.ts';
 import { buildProfiles, type Profiles } from '../hooks/profiles.ts';
 import type { TranscodeOptions } from '../hooks/transcode.ts';
@@ -45,8 +46,9 @@ const schema = z
     MAX_DIMENSION: int(1, 65535).default(16383),
     MAX_FRAMES: int(1).default(100),
     MAX_TOTAL_PIXELS: int(1).default(200_000_000),
-    GATE_WINDOW_BYTES: int(4100, 16 * MiB).default(256 * 1024),
-    GATE_METADATA_BYTES: int(4100, 64 * MiB).default(2 * MiB),
+    GATE_WINDOW_BYTES: int(SNIFF_BYTES, 16 * MiB).default(256 * 1024),
+    GATE_METADATA_BYTES: int(SNIFF_BYTES, 64 * MiB).default(2 * MiB),
+    GATE_JUDGE_STEP_BYTES: int(SNIFF_BYTES, 16 * MiB).default(256 * 1024),
 
     OUTPUT_FORMAT: z.enum(['webp', 'avif']).default('webp'),
     OUTPUT_QUALITY: int(1, 100).default(80),

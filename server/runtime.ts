@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Server as TusServer } from '@tus/server';
 import { Refusal } from '../hooks/errors.ts';
 import { Finisher } from '../hooks/finish.ts';
-import { judge } from '../hooks/gate.ts';
+import { judge, SNIFF_BYTES } from '../hooks/gate.ts';
 import { defaultProfile, type Profile, type Profiles } from '../hooks/profiles.ts';
 import { Slots } from '../hooks/slots.ts';
 import { configureSharp } from '../hooks/transcode.ts';
@@ -84,6 +84,8 @@ export async function createCore(config: Config, log: Logger, hooks: InProcessHo
       if (verdict.kind === 'allow' && hooks.onVerdict) return askApp(hooks.onVerdict, state, log);
       return verdict;
     },
+    // file-type's sample first, then doubling (a header that is longer than it reads on, a bomb is refused early)
+    judgeAt: { first: SNIFF_BYTES, maxStep: config.GATE_JUDGE_STEP_BYTES },
     onCreated: (state) => events.emit('upload.created', state),
     onRefused: (state) => events.emit('upload.refused', state),
     rejudgeBytes: config.GATE_METADATA_BYTES,

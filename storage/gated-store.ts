@@ -61,6 +61,7 @@ export interface GatedStoreOptions {
   states: UploadStateStore;
   locker: UploadLocker;
   judge: Judge;
+  judgeAt: JudgeSchedule;
   /** How much of a staged upload is read back to judge it again when its state is lost. */
   rejudgeBytes: number;
   /** Lease checks against the lock store happen every this many bytes (and at the end). */
@@ -81,12 +82,14 @@ export interface GatedStoreOptions {
   onRefused?: (state: UploadState) => Promise<void>;
 }
 
-/** The gate judges again once this many more bytes arrived (doubling from the sniff window). */
-const FIRST_JUDGE_BYTES = 4100;
-const MAX_JUDGE_STEP = 256 * 1024;
+/** When the gate judges a held prefix: at `first` bytes, then each time it has doubled, by at most `maxStep` bytes. */
+export interface JudgeSchedule {
+  first: number;
+  maxStep: number;
+}
 
-function nextJudgeAt(seen: number): number {
-  return seen < FIRST_JUDGE_BYTES ? FIRST_JUDGE_BYTES : seen + Math.min(seen, MAX_JUDGE_STEP);
+function nextJudgeAt(seen: number, { first, maxStep }: JudgeSchedule): number {
+  return seen < first ? first : seen + Math.min(seen, maxStep);
 }
 
 export class GatedStore extends DataStore {
@@ -255,7 +258,7 @@ export class GatedStore extends DataStore {
     const size = state.size ?? undefined;
     let chunks: Buffer[] = held.length > 0 ? [held] : [];
     let seen = held.length;
-    let judgeAt = nextJudgeAt(seen);
+    let judgeAt = nextJudgeAt(seen, this.options.judgeAt);
     const savePrefix = async () => {
       if (seen === held.length) return;
       const prefix = Buffer.concat(chunks, seen);
@@ -284,7 +287,7 @@ export class GatedStore extends DataStore {
       chunks = [prefix];
       const decision = await this.options.judge(prefix, complete, state);
       if (decision.kind === 'need-more') {
-        judgeAt = nextJudgeAt(seen);
+        judgeAt = nextJudgeAt(seen, this.options.judgeAt);
         if (!ended) continue;
         await savePrefix();
         return seen;

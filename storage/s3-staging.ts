@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { MetadataValue } from '@tus/s3-store';
 import type { KvStore } from '@tus/utils';
-import { appendBody, BufferPool } from './file-write.ts';
+import { appendBody, type BufferPool } from './file-write.ts';
 import type { HeldLease } from './s3-listing-memo.ts';
 import { StagingS3Store } from './s3-staging-store.ts';
 import { isNoSuchObject, StagedOriginalMissing, type StagingStore } from './staging.ts';
@@ -48,23 +48,17 @@ export interface S3StagingOptions {
   /** Where downloaded originals wait for the decoder. */
   tempDir?: string;
   /** A part starts streaming into UploadPart once this many of its bytes came in one PATCH (smaller PATCHes leave a tail object). */
-  streamAfterBytes?: number;
+  streamAfterBytes: number;
   /** Tail bytes this process wrote, kept in memory (for the whole process) so the part they begin is not downloaded back. */
-  tailCacheBytes?: number;
+  tailCacheBytes: number;
   /** The lease this process holds on an upload's lock (UploadLocker.leaseOf): one S3 listing then serves a whole PATCH. */
   heldLease?: HeldLease;
   /** Asks the lock's authority whether this process still holds upload `id`'s lock (UploadLocker.confirms): checked before a multipart upload's id is recorded. */
   confirmLock?: (id: string) => Promise<boolean>;
-  /** Buffers for writing downloaded originals (the file staging's write buffers); two 256 KiB ones per download otherwise. */
-  writeBuffers?: BufferPool;
+  /** Buffers for writing downloaded originals (the file staging's write buffers). */
+  writeBuffers: BufferPool;
 }
 
-/** `streamAfterBytes` when none is given (S3_STREAM_AFTER_BYTES's default): a smaller chunk never opens an UploadPart it cannot fill. */
-export const STREAM_AFTER_BYTES = 1024 * 1024;
-/** Each of a download's two write buffers when no pool is given (WRITE_BUFFER_BYTES's default). */
-const DOWNLOAD_BUFFER_BYTES = 256 * 1024;
-/** `tailCacheBytes` when none is given (S3_TAIL_CACHE_BYTES's default): for the process, whatever the number of uploads. */
-export const TAIL_CACHE_BYTES = 64 * 1024 * 1024;
 
 export function createS3Staging(options: S3StagingOptions): StagingStore {
   const store = new StagingS3Store({
@@ -75,13 +69,13 @@ export function createS3Staging(options: S3StagingOptions): StagingStore {
       s3ClientConfig: { ...options.client, bucket: options.bucket },
     },
     maxUploadBytes: options.maxUploadBytes,
-    streamAfterBytes: options.streamAfterBytes ?? STREAM_AFTER_BYTES,
-    tailCacheBytes: options.tailCacheBytes ?? TAIL_CACHE_BYTES,
+    streamAfterBytes: options.streamAfterBytes,
+    tailCacheBytes: options.tailCacheBytes,
     heldLease: options.heldLease,
     confirmLock: options.confirmLock,
   });
   const tempDir = options.tempDir ?? os.tmpdir();
-  const pool = options.writeBuffers ?? new BufferPool(DOWNLOAD_BUFFER_BYTES, 2);
+  const pool = options.writeBuffers;
   return {
     store,
     async stagedFile(id) {

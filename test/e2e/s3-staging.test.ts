@@ -21,7 +21,9 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { LeaseLostError } from '../../storage/fenced-stream.ts';
 import { RedisLeases } from '../../storage/redis-leases.ts';
-import { createS3Staging } from '../../storage/s3-staging.ts';
+import { loadConfig } from '../../server/config.ts';
+import { BufferPool } from '../../storage/file-write.ts';
+import { createS3Staging, type S3StagingOptions } from '../../storage/s3-staging.ts';
 import { s3ClientConfig } from '../../storage/s3-client.ts';
 import { TailCache } from '../../storage/s3-tail-cache.ts';
 import { lockKey, UploadLocker } from '../../storage/upload-locker.ts';
@@ -39,8 +41,21 @@ process.env.AWS_ACCESS_KEY_ID = services.s3.accessKeyId;
 process.env.AWS_SECRET_ACCESS_KEY = services.s3.secretAccessKey;
 const client = s3ClientConfig({ endpoint: services.s3.endpoint, region: services.s3.region, forcePathStyle: true, checksumMode: 'WHEN_REQUIRED' });
 
+/** What every store here is given as the server gives it: the configuration's defaults. */
+const defaults = loadConfig({});
+const settings = (): S3StagingOptions => ({
+  client,
+  bucket,
+  partSize: PART,
+  expirationMs: 0,
+  maxUploadBytes: 64 * MiB,
+  streamAfterBytes: defaults.S3_STREAM_AFTER_BYTES,
+  tailCacheBytes: defaults.S3_TAIL_CACHE_BYTES,
+  writeBuffers: new BufferPool(defaults.WRITE_BUFFER_BYTES, defaults.WRITE_BUFFERS_KEPT, defaults.WRITE_BUFFER_BUDGET_BYTES),
+});
+
 /** A fresh store: another instance, no cache shared with the others. */
-const staging = () => createS3Staging({ client, bucket, partSize: PART, expirationMs: 0, maxUploadBytes: 64 * MiB });
+const staging = () => createS3Staging(settings());
 
 /** `data` as a request body arrives: 64 KiB chunks (or `chunk`). */
 function body(data: Buffer, chunk = 64 * KiB): Readable {
@@ -235,11 +250,7 @@ describe('S3 staging write path', () => {
     const subscriber = new Redis(services.redisUrl);
     const locker = new UploadLocker(new RedisLeases({ redis, subscriber, prefix }), { ttlMs: 60_000, timeoutMs: 1000, pollMs: 100 });
     const { store } = createS3Staging({
-      client,
-      bucket,
-      partSize: PART,
-      expirationMs: 0,
-      maxUploadBytes: 64 * MiB,
+      ...settings(),
       heldLease: (id) => locker.leaseOf(id),
       confirmLock: (id) => locker.confirms(id),
     });
@@ -268,7 +279,7 @@ describe('S3 staging write path', () => {
       await redis.del(`${prefix}${lockKey(id)}`);
 
       // the lock cannot be confirmed (Redis unreachable): the same, with that error
-      const unconfirmed = createS3Staging({ client, bucket, partSize: PART, expirationMs: 0, maxUploadBytes: 64 * MiB, confirmLock: () => Promise.reject(new Error('Redis is unreachable')) });
+      const unconfirmed = createS3Staging({ ...settings(), confirmLock: () => Promise.reject(new Error('Redis is unreachable')) });
       const other = await created(undefined, unconfirmed.store);
       await expect(unconfirmed.store.write(body(data), other, 0)).rejects.toThrow('Redis is unreachable');
       expect(await recordedUploadId(other)).toBeUndefined();
@@ -295,7 +306,7 @@ describe('S3 staging write path', () => {
 
   it('under one lease, one listing serves the PATCH; a new lease lists again', async () => {
     let lease = { valid: () => true };
-    const { store } = createS3Staging({ client, bucket, partSize: PART, expirationMs: 0, maxUploadBytes: 64 * MiB, heldLease: () => lease });
+    const { store } = createS3Staging({ ...settings(), heldLease: () => lease });
     const data = randomBytes(6 * MiB);
     const id = await created(data.length, store);
     expect((await store.getUpload(id)).offset).toBe(0);
@@ -392,7 +403,7 @@ describe('S3 staging write path', () => {
   });
 
   it("the creating request's own question needs no listing (nobody knows the upload yet); the next one lists", async () => {
-    const { store } = createS3Staging({ client, bucket, partSize: PART, expirationMs: 60_000, maxUploadBytes: 64 * MiB });
+    const { store } = createS3Staging({ ...settings(), expirationMs: 60_000 });
     const id = await created(6 * MiB, store);
     // bytes no one could have sent yet: the answer that follows creation does not look
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}.part`, Body: randomBytes(1000), Metadata: { 'tus-start': '0' } }));

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { Upload } from '@tus/utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Refusal } from '../../hooks/errors.ts';
-import { judge } from '../../hooks/gate.ts';
+import { judge, SNIFF_BYTES } from '../../hooks/gate.ts';
 import { loadConfig, policyOf } from '../../server/config.ts';
 import { GatedStore } from '../../storage/gated-store.ts';
 import { newId } from '../../storage/keys.ts';
@@ -21,7 +21,8 @@ import { FileUploadStateStore } from '../../storage/upload-state.ts';
 import * as fixtures from '../support/fixtures.ts';
 import { tempDir } from '../support/server.ts';
 
-const policy = policyOf(loadConfig({}));
+const defaults = loadConfig({});
+const policy = policyOf(defaults);
 let dir: string;
 
 /** A gated store as one process has it; writes go through `write` below, under the upload's lock. */
@@ -39,6 +40,7 @@ function gatedStore(onJudge: () => void = () => {}): GatedStore {
       const verdict = await judge(prefix, complete, policy);
       return verdict.kind === 'refuse' ? { kind: 'refuse', refusal: verdict.refusal } : verdict;
     },
+    judgeAt: { first: SNIFF_BYTES, maxStep: defaults.GATE_JUDGE_STEP_BYTES },
     rejudgeBytes: policy.metadataBytes,
     fenceCheckBytes: 1024 * 1024,
     expirationMs: 0,
