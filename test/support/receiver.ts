@@ -39,17 +39,22 @@ export interface WebhookPayload {
 export interface Reception {
   id: string;
   timestamp: number;
+  signature: string;
+  contentType: string | undefined;
   body: string;
   /** What Webhook.verify returned, or undefined when it threw (see `error`). */
   payload?: WebhookPayload;
   error?: string;
-  /** The status this receiver answered. */
+  /** The status this receiver answered (or will answer, after a delay); 0: it never answers ('hang'). */
   answered: number;
   at: number;
 }
 
-/** What to answer to the n-th request (0-based) overall and the n-th of its webhook-id. */
-export type Behaviour = (n: number, ofId: number) => number;
+/** An answer: a status, a status after a delay, or none at all (the request hangs until the receiver closes). */
+export type Answer = number | { status: number; delayMs: number } | 'hang';
+
+/** What to answer to the n-th request (0-based) overall and the n-th of its webhook-id (a request that fails verification gets 400). */
+export type Behaviour = (n: number, ofId: number) => Answer;
 
 export class Receiver {
   readonly receptions: Reception[] = [];
@@ -105,11 +110,25 @@ export class Receiver {
     } catch (caught) {
       error = caught instanceof Error ? caught.message : String(caught);
     }
-    const ofId = this.receptions.filter((reception) => reception.id === id).length;
-    const status = error ? 400 : this.behave(this.receptions.length, ofId);
-    this.receptions.push({ id, timestamp: Number(header('webhook-timestamp')), body, payload, error, answered: status, at: Date.now() });
-    res.writeHead(status).end(status >= 300 ? 'no' : '');
+    const ofId = this.of(id).length;
+    const answer: Answer = error ? 400 : this.behave(this.receptions.length, ofId);
+    const status = answer === 'hang' ? 0 : typeof answer === 'number' ? answer : answer.status;
+    const reception = { id, timestamp: Number(header('webhook-timestamp')), signature: header('webhook-signature'), contentType: req.headers['content-type'] };
+    this.receptions.push({ ...reception, body, payload, error, answered: status, at: Date.now() });
     for (const wake of this.waiters) wake();
+    if (answer === 'hang') return;
+    if (typeof answer === 'object') await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+    if (!res.destroyed) res.writeHead(status).end(status >= 300 ? 'no' : '');
+  }
+
+  /** Every request with this webhook-id, in arrival order. */
+  of(id: string): Reception[] {
+    return this.receptions.filter((reception) => reception.id === id);
+  }
+
+  /** The webhook-ids received, each once. */
+  ids(): string[] {
+    return [...new Set(this.receptions.map((reception) => reception.id))];
   }
 
   /** Verified events this receiver accepted (2xx), in arrival order, one per webhook-id. */
@@ -117,7 +136,7 @@ export class Receiver {
     const seen = new Set<string>();
     const out: Array<{ id: string; payload: WebhookPayload }> = [];
     for (const reception of this.receptions) {
-      if (!reception.payload || reception.answered >= 300 || seen.has(reception.id)) continue;
+      if (!reception.payload || reception.answered < 200 || reception.answered >= 300 || seen.has(reception.id)) continue;
       seen.add(reception.id);
       out.push({ id: reception.id, payload: reception.payload });
     }

@@ -4,8 +4,6 @@
  * in-process leases; and the Redis outbox with Redis leases on the suite's real Redis, for
  * restarts and for two instances over one outbox.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
@@ -16,106 +14,12 @@ import { MemoryLeases, type Leases } from '../../storage/leases.ts';
 import { FileOutbox, type Outbox } from '../../storage/outbox.ts';
 import { RedisLeases } from '../../storage/redis-leases.ts';
 import { RedisOutbox } from '../../storage/redis-outbox.ts';
+import { type Behaviour, type Reception, Receiver } from '../support/receiver.ts';
 import { freePort, tempDir } from '../support/server.ts';
 
 const { redisUrl } = inject('services');
 const secret = newWebhookSecret();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// --- the receiver -------------------------------------------------------------------------
-
-interface Reception {
-  id: string;
-  /** The webhook-timestamp header (seconds). */
-  timestamp: number;
-  signature: string;
-  contentType: string | undefined;
-  body: string;
-  /** What Webhook.verify returned (the parsed body), or the error it threw. */
-  verified: { ok: true; payload: unknown } | { ok: false; error: unknown };
-  at: number;
-}
-
-/** What the receiver does with its n-th request (0-based) overall, and the n-th of this id. */
-type Behaviour = (n: number, ofId: number) => { status: number; delayMs?: number } | 'hang';
-
-class Receiver {
-  readonly receptions: Reception[] = [];
-  private server?: Server;
-  port = 0;
-
-  constructor(private readonly behave: Behaviour = () => ({ status: 204 })) {}
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/hooks`;
-  }
-
-  async listen(port = 0): Promise<this> {
-    const server = createServer((req, res) => void this.handle(req, res));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as AddressInfo).port;
-    return this;
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(Buffer.from(chunk as Uint8Array));
-    const body = Buffer.concat(chunks).toString('utf8');
-    const header = (name: string) => {
-      const value = req.headers[name];
-      return typeof value === 'string' ? value : '';
-    };
-    let verified: Reception['verified'];
-    try {
-      verified = {
-        ok: true,
-        payload: new Webhook(secret).verify(body, {
-          'webhook-id': header('webhook-id'),
-          'webhook-timestamp': header('webhook-timestamp'),
-          'webhook-signature': header('webhook-signature'),
-        }),
-      };
-    } catch (error) {
-      verified = { ok: false, error };
-    }
-    const id = header('webhook-id');
-    const ofId = this.receptions.filter((reception) => reception.id === id).length;
-    const n = this.receptions.length;
-    this.receptions.push({
-      id,
-      timestamp: Number(header('webhook-timestamp')),
-      signature: header('webhook-signature'),
-      contentType: req.headers['content-type'],
-      body,
-      verified,
-      at: Date.now(),
-    });
-    const action = this.behave(n, ofId);
-    if (action === 'hang') return;
-    if (action.delayMs) await sleep(action.delayMs);
-    if (!res.destroyed) res.writeHead(action.status).end(action.status >= 300 ? 'no' : '');
-  }
-
-  of(id: string): Reception[] {
-    return this.receptions.filter((reception) => reception.id === id);
-  }
-
-  ids(): string[] {
-    return [...new Set(this.receptions.map((reception) => reception.id))];
-  }
-
-  async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 // --- the deliveries under test -------------------------------------------------------------
 
@@ -174,7 +78,7 @@ function deliver(options: Partial<WebhookDeliveryOptions> & { url: string; outbo
 }
 
 async function receiver(behave?: Behaviour, port?: number): Promise<Receiver> {
-  const started = await new Receiver(behave).listen(port);
+  const started = await new Receiver(secret, behave).listen(port);
   cleanups.push(() => started.close());
   return started;
 }
@@ -274,7 +178,7 @@ describe('webhook delivery', () => {
     await until(() => counts.delivered === WEBHOOK_EVENT_TYPES.length, 10_000, 'all delivered');
     await sleep(300);
     expect(hooks.receptions).toHaveLength(WEBHOOK_EVENT_TYPES.length);
-    expect(hooks.receptions.map((reception) => reception.verified.ok)).toEqual(WEBHOOK_EVENT_TYPES.map(() => true));
+    expect(hooks.receptions.map((reception) => reception.error)).toEqual(WEBHOOK_EVENT_TYPES.map(() => undefined));
     for (const reception of hooks.receptions) {
       expect(reception.id).toMatch(/^msg_/);
       expect(reception.contentType).toBe('application/json');
@@ -282,7 +186,7 @@ describe('webhook delivery', () => {
       expect(Math.abs(reception.timestamp * 1000 - before)).toBeLessThan(5000);
       const body = parsedBody(reception) as { type: WebhookEventType; timestamp: string; data: unknown };
       expect(Object.keys(body)).toEqual(['type', 'timestamp', 'data']);
-      expect(reception.verified).toEqual({ ok: true, payload: body });
+      expect(reception.payload).toEqual(body);
       expect(Date.parse(body.timestamp)).toBeGreaterThanOrEqual(before - 1000);
       expect(body.data).toEqual(dataFor(body.type));
     }
@@ -304,7 +208,7 @@ describe('webhook delivery', () => {
   });
 
   it('a receiver that fails (500) three times then recovers: four attempts, same id and same body, then delivery stops', async () => {
-    const hooks = await receiver((_n, ofId) => ({ status: ofId < 3 ? 500 : 200 }));
+    const hooks = await receiver((_n, ofId) => ((ofId < 3 ? 500 : 200)));
     const { delivery, counts, logs } = deliver({ url: hooks.url, outbox: fileOutbox().open(), leases: new MemoryLeases() });
     delivery.start();
     await delivery.enqueue('artifact.published', dataFor('artifact.published'));
@@ -315,7 +219,7 @@ describe('webhook delivery', () => {
     for (const reception of hooks.receptions) {
       expect(reception.id).toBe(first?.id);
       expect(reception.body).toBe(first?.body);
-      expect(reception.verified.ok).toBe(true);
+      expect(reception.error).toBeUndefined();
     }
     expect(counts).toEqual({ delivered: 1, retried: 3, dead: 0 });
     expect(logs.warn.map((line) => line.fields)).toEqual([1, 2, 3].map((attempts) => expect.objectContaining({ eventId: first?.id, attempts, error: 'HTTP 500' })));
@@ -332,12 +236,12 @@ describe('webhook delivery', () => {
     const hooks = await receiver(undefined, port);
     await until(() => counts.delivered === 1, 10_000, 'the delivery');
     expect(hooks.receptions).toHaveLength(1);
-    expect(hooks.receptions[0]?.verified.ok).toBe(true);
+    expect(hooks.receptions[0]?.error).toBeUndefined();
     expect(await delivery.pending()).toBe(0);
   });
 
   it('a receiver slower than timeoutMs counts as failed and is retried', async () => {
-    const hooks = await receiver((_n, ofId) => (ofId === 0 ? { status: 200, delayMs: 1500 } : { status: 200 }));
+    const hooks = await receiver((_n, ofId) => (ofId === 0 ? { status: 200, delayMs: 1500 } : 200));
     const { delivery, counts, logs } = deliver({ url: hooks.url, outbox: fileOutbox().open(), leases: new MemoryLeases(), timeoutMs: 300 });
     delivery.start();
     const started = Date.now();
@@ -352,7 +256,7 @@ describe('webhook delivery', () => {
   });
 
   it('gives up once retryForMs has passed since the event: dead, counted, logged at error level with its id, no more attempts', async () => {
-    const hooks = await receiver(() => ({ status: 503 }));
+    const hooks = await receiver(() => (503));
     const outbox = fileOutbox().open();
     const { delivery, counts, logs } = deliver({ url: hooks.url, outbox, leases: new MemoryLeases(), retryForMs: 800 });
     delivery.start();
@@ -497,7 +401,7 @@ describe.each(stores)('webhook durability over the %s outbox', (_kind, make) => 
     await until(() => second.counts.delivered === 3, 10_000, 'all delivered');
     expect(hooks.ids().sort()).toEqual([...ids].sort());
     expect(hooks.receptions).toHaveLength(3);
-    expect(hooks.receptions.every((reception) => reception.verified.ok)).toBe(true);
+    expect(hooks.receptions.every((reception) => reception.error === undefined)).toBe(true);
   });
 });
 
@@ -529,7 +433,7 @@ describe('two delivery instances over one Redis outbox', () => {
   });
 
   it('attempt each event once per attempt when every first attempt fails', async () => {
-    const { hooks, a, b } = await twoInstances((_n, ofId) => ({ status: ofId === 0 ? 500 : 200 }));
+    const { hooks, a, b } = await twoInstances((_n, ofId) => (ofId === 0 ? 500 : 200));
     expect(hooks.ids()).toHaveLength(12);
     for (const id of hooks.ids()) {
       const received = hooks.of(id);
@@ -537,6 +441,6 @@ describe('two delivery instances over one Redis outbox', () => {
       expect(received[1]?.body).toBe(received[0]?.body);
     }
     expect(a.counts.retried + b.counts.retried).toBe(12);
-    expect(hooks.receptions.every((reception) => reception.verified.ok)).toBe(true);
+    expect(hooks.receptions.every((reception) => reception.error === undefined)).toBe(true);
   });
 });
