@@ -28,9 +28,10 @@ export interface TranscodeOptions {
    */
   webpEffort: number;
   /**
-   * AVIF encoder effort, 0-9 (AVIF_EFFORT, default 3 in server/config.ts; libaom speed
-   * 9 - effort, so 3 is avifenc's default speed 6): effort 4, sharp's default, gave the
-   * same bytes and PSNR for 5-6x the CPU on a 12 MP photo (docs/benchmarks.md, benchmark 9).
+   * AVIF encoder effort, 0-9 (AVIF_EFFORT, default 2 in server/config.ts; libaom speed
+   * 9 - effort): on a 12 MP photo, effort 3 (avifenc's default speed 6) cost ~1.5x the CPU
+   * of 2 for ~3.5% fewer bytes, and effort 4, sharp's default, 5-6x for about the same
+   * bytes and PSNR as 3 (docs/benchmarks.md, benchmark 9).
    */
   avifEffort: number;
 }

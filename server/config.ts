@@ -54,7 +54,7 @@ const schema = z
     OUTPUT_QUALITY: int(1, 100).default(80),
     OUTPUT_LONG_EDGE: int(16, 16383).default(2048),
     WEBP_EFFORT: int(0, 6).default(2),
-    AVIF_EFFORT: int(0, 9).default(3),
+    AVIF_EFFORT: int(0, 9).default(2),
     ANIMATION: z.enum(['animate', 'first-frame']).default('animate'),
     TRANSCODE_CONCURRENCY: int(1, 64).default(Math.max(1, os.availableParallelism())),
     SHARP_THREADS: int(0, 64).default(1),

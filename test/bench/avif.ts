@@ -254,7 +254,7 @@ export async function avifBench(
       add({ tool: 'sharp encode alone (tusgate)', photo: id, setting: `q${quality} effort ${effort}`, bytes: e.out.length, cpu: [e.cpu], wall: [e.wall], psnr: await psnr(e.out, jpegs.get(id)!.reference) });
     }
     // the efforts around tusgate's, on the first photo: effort 4 is sharp's and libvips' default (tusgate's before AVIF_EFFORT)
-    for (const other of [...new Set([effort - 1, 4])].filter((e) => e >= 0 && e !== effort)) {
+    for (const other of [...new Set([effort - 1, effort + 1, 4])].filter((e) => e >= 0 && e <= 9 && e !== effort)) {
       const id = photoIds[0]!;
       const e = await encodeOnly(id, other, quality);
       add({ tool: `sharp encode alone, effort ${other}`, photo: id, setting: `q${quality} effort ${other}`, bytes: e.out.length, cpu: [e.cpu], wall: [e.wall], psnr: await psnr(e.out, jpegs.get(id)!.reference) });
@@ -387,10 +387,11 @@ function avifReading(r: AvifResult): string {
       `Effort 4 (sharp's and libvips' default, tusgate's until AVIF_EFFORT) encodes photo ${e4.photo} in ${fmt(e4.cpu[0], 2)} CPU-s to ${e4.bytes} bytes at ${fmt(e4.psnr, 2)} dB; effort ${r.effort} in ${fmt(same.cpu[0], 2)} s to ${same.bytes} bytes at ${fmt(same.psnr, 2)} dB.`,
     );
   }
-  const lower = r.measures.find((m) => m.tool === `sharp encode alone, effort ${r.effort - 1}`);
-  if (lower && same) {
+  for (const other of [r.effort - 1, r.effort + 1]) {
+    const near = r.measures.find((m) => m.tool === `sharp encode alone, effort ${other}`);
+    if (!near || !same || other === 4) continue;
     parts.push(
-      `Effort ${r.effort - 1} (AVIF_EFFORT=${r.effort - 1}) encodes it in ${fmt(lower.cpu[0], 2)} s to ${lower.bytes} bytes (${fmt(lower.bytes / same.bytes, 3)}x) at ${fmt(lower.psnr, 2)} dB: cheaper, but more bytes for less PSNR.`,
+      `Effort ${other} (AVIF_EFFORT=${other}) encodes it in ${fmt(near.cpu[0], 2)} s to ${near.bytes} bytes (${fmt(near.bytes / same.bytes, 3)}x) at ${fmt(near.psnr, 2)} dB.`,
     );
   }
   if (r.avifenc.available) {
