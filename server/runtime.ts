@@ -84,7 +84,7 @@ export async function createCore(config: Config, log: Logger, hooks: InProcessHo
       if (verdict.kind === 'allow' && hooks.onVerdict) return askApp(hooks.onVerdict, state, log);
       return verdict;
     },
-    // file-type's sample first, then doubling (a header that is longer than it reads on, a bomb is refused early)
+    // first at file-type's sample, then each time the held bytes doubled, by at most GATE_JUDGE_STEP_BYTES
     judgeAt: { first: SNIFF_BYTES, maxStep: config.GATE_JUDGE_STEP_BYTES },
     onCreated: (state) => events.emit('upload.created', state),
     onRefused: (state) => events.emit('upload.refused', state),

@@ -59,7 +59,6 @@ export interface S3StagingOptions {
   writeBuffers: BufferPool;
 }
 
-
 export function createS3Staging(options: S3StagingOptions): StagingStore {
   const store = new StagingS3Store({
     s3: {

@@ -25,7 +25,9 @@ export interface UploadLockerOptions {
  * leases live in one process's memory: `npm run sweep` beside a server without Redis. The
  * holder marks the upload when it takes the lock, until `ttlMs` later, renews the mark
  * every `ttlMs`/3 (as a Redis lease is renewed) and removes it on release; a holder that
- * died leaves a mark that lapses. tryLock treats a marked upload as held.
+ * died leaves a mark that lapses. tryLock treats a marked upload as held. A renewal still
+ * in flight at the release can land after it: then the mark outlives the lock by one ttl
+ * at most (the sweep takes the upload next time).
  */
 export interface HeldMarks {
   mark(id: string, until: number): Promise<void>;
