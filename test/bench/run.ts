@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     log(`  (load average at the end, 1 / 5 / 15 min: ${results.auth.loadAfter})`);
   }
   if (only.has(8)) {
-    const rounds = envInt('BENCH_FOOTPRINT_ROUNDS', 2);
+    const rounds = envInt('BENCH_FOOTPRINT_ROUNDS', 3);
     const idleProcesses = envInt('BENCH_FOOTPRINT_IDLE', 3);
     log(`\n[8] footprint of the embedded default: idle RSS (${Math.max(rounds, idleProcesses)} fresh processes each), then 100 concurrent 8 MiB uploads with transcodes (${rounds} of them), tusgate vs bare @tus/server`);
     results.footprint = await footprintBench(workDir, { rounds, idleProcesses }, log);
