@@ -11,7 +11,7 @@
  * Environment: BENCH_ROUNDS (benchmarks 1 and 5, runs per server per case, default 5),
  * BENCH_FINISH_IMAGES (default 16), BENCH_FINISH_ROUNDS (default 3), BENCH_INSTANCE_ROUNDS
  * (benchmark 6, default 3), BENCH_AUTH_ROUNDS (benchmark 7, rounds per case, default 6),
- * BENCH_FOOTPRINT_ROUNDS (benchmark 8, loaded fresh processes per server, default 2),
+ * BENCH_FOOTPRINT_ROUNDS (benchmark 8, loaded fresh processes per server, default 3),
  * BENCH_FOOTPRINT_IDLE (benchmark 8, fresh processes per server for the idle RSS, default 3),
  * BENCH_AVIF_PHOTOS / BENCH_AVIF_ROUNDS (benchmark 9, default 2 / 2),
  * BENCH_FINISH_LOAD_UPLOADS (benchmark 10, default 50).
