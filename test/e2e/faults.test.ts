@@ -214,7 +214,7 @@ describe('`npm run sweep` beside a running server (file staging, no Redis)', () 
    * The sweep runs in a process of its own, and without Redis the server's upload locks
    * live in the server's memory: the sweep cannot see them. A PATCH that began before the
    * upload expired may still be arriving when it runs.
-   * Observed on 797a99f (every run, before a held lock marked the upload's record): the
+   * Observed on 797a99f (the one run before a held lock marked the upload's record): the
    * sweep printed {"ran":true,"uploads":1,...}, removing the upload under the PATCH.
    */
   it('leaves an expired upload whose PATCH is still arriving; the PATCH completes it intact', async () => {
