@@ -1,7 +1,8 @@
 /**
  * Faults that lose or corrupt uploads: a Redis that forgets, a sweep during the finish
  * queue, `npm run sweep` beside a server holding in-process locks, a lost distributed
- * lock, a waiter on a held lock, a chunked body past Upload-Length, a slow-loris body. Real servers, real Redis, real Ceph RGW, real clients.
+ * lock, a waiter on a held lock, a chunked body past Upload-Length, a slow-loris body.
+ * Real servers, real Redis, real Ceph RGW, real clients.
  * Each test owns what it starts and removes it.
  */
 import fs from 'node:fs';
@@ -15,6 +16,7 @@ import {
   poll,
   rssBytes,
   runSweep,
+  sweepResult,
   s3StagedBytes,
   sha,
   sleep,
@@ -79,6 +81,15 @@ function artifactOf(outcome: RecordedOutcome): { id?: string; original?: { bytes
 
 const describeEnd = (end: TrickleEnd | undefined, since: number) =>
   !end ? 'still open' : end.kind === 'response' ? `answered ${end.status} after ${end.at - since} ms` : `closed${end.byUs ? ' by the test' : ''} after ${end.at - since} ms`;
+
+/** Sends the rest of a trickle that is still open: its PATCH completes the upload (200), whose artifact names the sha256 of `image`. */
+async function expectCompletedIntact(trickled: Trickle, image: Buffer): Promise<void> {
+  trickled.sendRest();
+  const end = await trickled.ended;
+  expect(end.kind === 'response' ? end.status : describeEnd(end, trickled.startedAt)).toBe(200);
+  const body = JSON.parse(end.kind === 'response' ? end.body : '{}') as { original?: { sha256?: string } };
+  expect(body.original?.sha256).toBe(sha(image));
+}
 
 function expectNo5xx(outcome: RecordedOutcome): void {
   expect(outcome.responses.filter((r) => r.status >= 500), JSON.stringify(outcome.responses)).toEqual([]);
@@ -230,15 +241,10 @@ describe('`npm run sweep` beside a running server (file staging, no Redis)', () 
     expect(describeEnd(steady.end, steady.startedAt), 'the PATCH when the sweep starts').toBe('still open');
     const sweep = await runSweep({ ...env, DATA_DIR: server.dataDir, LOG_LEVEL: 'warn' });
     expect(sweep.code, sweep.stderr).toBe(0);
-    const result = JSON.parse(sweep.stdout.trim().split('\n').at(-1) ?? '{}') as { ran?: boolean; uploads?: number; skipped?: number };
-    expect(result, sweep.stdout).toMatchObject({ ran: true, uploads: 0, skipped: 1 });
+    expect(sweepResult(sweep.stdout), sweep.stdout).toMatchObject({ ran: true, uploads: 0, skipped: 1 });
 
     expect(describeEnd(steady.end, steady.startedAt), 'the PATCH after the sweep').toBe('still open');
-    steady.sendRest();
-    const end = await steady.ended;
-    expect(end.kind === 'response' ? end.status : describeEnd(end, steady.startedAt)).toBe(200);
-    const body = JSON.parse(end.kind === 'response' ? end.body : '{}') as { original?: { sha256?: string } };
-    expect(body.original?.sha256).toBe(sha(image));
+    await expectCompletedIntact(steady, image);
   }, 90_000);
 
   it('removes an expired upload that no request holds any more', async () => {
@@ -250,7 +256,7 @@ describe('`npm run sweep` beside a running server (file staging, no Redis)', () 
     await sleep(1_000 + 300); // expired; its PATCH released its lock (and the lock's mark) when it ended
     const sweep = await runSweep({ ...env, DATA_DIR: server.dataDir, LOG_LEVEL: 'warn' });
     expect(sweep.code, sweep.stderr).toBe(0);
-    expect(JSON.parse(sweep.stdout.trim().split('\n').at(-1) ?? '{}'), sweep.stdout).toMatchObject({ ran: true, uploads: 1, skipped: 0 });
+    expect(sweepResult(sweep.stdout), sweep.stdout).toMatchObject({ ran: true, uploads: 1, skipped: 0 });
     expect([404, 410]).toContain((await head(url)).status);
   }, 60_000);
 });
@@ -461,10 +467,6 @@ describe('slow bodies', () => {
     const steady = trickle(steadyUrl, 0, image, 4 * KiB, 200);
     await sleep(5_000);
     expect(describeEnd(steady.end, steady.startedAt)).toBe('still open');
-    steady.sendRest();
-    const steadyEnd = await steady.ended;
-    expect(steadyEnd.kind === 'response' ? steadyEnd.status : describeEnd(steadyEnd, steady.startedAt)).toBe(200);
-    const body = JSON.parse(steadyEnd.kind === 'response' ? steadyEnd.body : '{}') as { original?: { sha256?: string } };
-    expect(body.original?.sha256).toBe(sha(image));
+    await expectCompletedIntact(steady, image);
   }, 90_000);
 });

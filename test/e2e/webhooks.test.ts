@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { sweepResult } from '../support/faults.ts';
 import * as fixtures from '../support/fixtures.ts';
 import { patch, request, TUS } from '../support/http.ts';
 import { bearer, signHs256 } from '../support/identity.ts';
@@ -277,8 +278,7 @@ describe('an expired upload swept by `npm run sweep`', () => {
     } finally {
       if (sweep.exitCode === null && sweep.signalCode === null) sweep.kill('SIGKILL');
     }
-    const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { ran: boolean; uploads: number };
-    expect(result).toMatchObject({ ran: true, uploads: 1 });
+    expect(sweepResult(stdout)).toMatchObject({ ran: true, uploads: 1 });
 
     expect(filesUnder(path.join(server.dataDir, 'staging')).filter((file) => file.startsWith(id))).toEqual([]);
     expect([404, 410]).toContain((await request(url, { method: 'HEAD', headers: { ...TUS } })).status);

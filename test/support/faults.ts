@@ -261,6 +261,11 @@ export function uploadRecorded(endpoint: string | null, data: Buffer, options: R
 
 // --- one sweep -----------------------------------------------------------------------
 
+/** What `npm run sweep` printed last: its result line (server/sweep.ts), parsed; {} when there is none. */
+export function sweepResult(stdout: string): unknown {
+  return JSON.parse(stdout.trim().split('\n').at(-1) || '{}');
+}
+
 /** `npm run sweep` with a server's environment; resolves with its exit code and output. */
 export function runSweep(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

@@ -113,8 +113,9 @@ export class Receiver {
     const ofId = this.of(id).length;
     const answer: Answer = error ? 400 : this.behave(this.receptions.length, ofId);
     const status = answer === 'hang' ? 0 : typeof answer === 'number' ? answer : answer.status;
-    const reception = { id, timestamp: Number(header('webhook-timestamp')), signature: header('webhook-signature'), contentType: req.headers['content-type'] };
-    this.receptions.push({ ...reception, body, payload, error, answered: status, at: Date.now() });
+    const timestamp = Number(header('webhook-timestamp'));
+    const signature = header('webhook-signature');
+    this.receptions.push({ id, timestamp, signature, contentType: req.headers['content-type'], body, payload, error, answered: status, at: Date.now() });
     for (const wake of this.waiters) wake();
     if (answer === 'hang') return;
     if (typeof answer === 'object') await new Promise((resolve) => setTimeout(resolve, answer.delayMs));

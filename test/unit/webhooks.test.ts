@@ -208,7 +208,7 @@ describe('webhook delivery', () => {
   });
 
   it('a receiver that fails (500) three times then recovers: four attempts, same id and same body, then delivery stops', async () => {
-    const hooks = await receiver((_n, ofId) => ((ofId < 3 ? 500 : 200)));
+    const hooks = await receiver((_n, ofId) => (ofId < 3 ? 500 : 200));
     const { delivery, counts, logs } = deliver({ url: hooks.url, outbox: fileOutbox().open(), leases: new MemoryLeases() });
     delivery.start();
     await delivery.enqueue('artifact.published', dataFor('artifact.published'));
