@@ -87,6 +87,7 @@ const schema = z
     S3_PART_SIZE: int(5 * MiB, 5 * 1024 * MiB).default(8 * MiB),
     S3_CHECKSUM_MODE: z.enum(['WHEN_REQUIRED', 'WHEN_SUPPORTED']).default('WHEN_REQUIRED'),
     S3_STREAM_AFTER_BYTES: int(64 * 1024, 5 * MiB).default(MiB),
+    S3_PARTS_IN_FLIGHT: int(1, 16).default(4),
     S3_TAIL_CACHE_BYTES: int(0).default(64 * MiB),
 
     AUTH_MODE: z.enum(['none', 'jwt', 'hook']).optional(),

@@ -61,6 +61,7 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
           cache: redis ? new IoRedisKvStore<MetadataValue>(redis, `${prefix}s3meta:`) : undefined,
           tempDir: dir('downloads'),
           streamAfterBytes: config.S3_STREAM_AFTER_BYTES,
+          partsInFlight: config.S3_PARTS_IN_FLIGHT,
           tailCacheBytes: config.S3_TAIL_CACHE_BYTES,
           // the locker is made below; a listing is reused only while this instance holds the upload's lock
           heldLease: (id) => locker.leaseOf(id),

@@ -12,8 +12,10 @@
  * - A part that begins with a tail (bytes earlier PATCHes left) starts only when it is
  *   full: its tail is downloaded once, into that part, and its objects are deleted after
  *   S3 acknowledged the part.
- * - At most two UploadParts per upload are in flight: one being received, one being
- *   acknowledged.
+ * - At most `partsInFlight` UploadParts per upload are in flight: one being received, the
+ *   others being acknowledged (RGW answers a part 50-100 ms after its last byte). A part
+ *   keeps its bytes only until it is fully received, so a part waiting for its answer holds
+ *   no more than what its body has not sent yet.
  * - The bytes that complete the upload go to S3 only once the body has ended, after the
  *   fenced stream's last lock check (other parts end on a multiple of the part size, whose
  *   crossing the fenced stream checks before it passes the bytes).
@@ -52,6 +54,8 @@ export interface PartPlan {
   partSize: number;
   minPartSize: number;
   streamAfter: number;
+  /** UploadParts of this body in flight at most: the one being received and those S3 has not acknowledged yet. */
+  partsInFlight: number;
 }
 
 export interface PartsWritten {
@@ -95,8 +99,10 @@ class PartSink extends Writable {
   /** The number the next part opened gets (parts are acknowledged later). */
   private nextNumber: number;
   private open: OpenPart;
-  /** Fully received parts waiting for S3's answer (at most one at a time). */
+  /** The last fully received part's acknowledgement, settled after every part before it. */
   private pending: Promise<CompletedPart> | undefined;
+  /** Fully received parts whose acknowledgement this body has not waited for yet, oldest first. */
+  private readonly unsettled: Promise<CompletedPart>[] = [];
   private failure: Error | undefined;
   /** The object `<id>` was written whole (PutObject) and acknowledged. */
   private wroteWhole = false;
@@ -251,7 +257,7 @@ class PartSink extends Writable {
     for await (const chunk of source) await this.feed(upload, asBuffer(chunk));
   }
 
-  /** The part is fully received: end its body, wait for the part before it, and open the next. */
+  /** The part is fully received: end its body, wait until fewer than `partsInFlight` are unanswered, and open the next. */
   private async close(part: OpenPart): Promise<void> {
     if (!part.upload) await this.stream(part);
     else await this.feedKept(part);
@@ -271,7 +277,9 @@ class PartSink extends Writable {
       return done;
     });
     this.pending.catch(() => {});
-    if (before) await before;
+    this.unsettled.push(this.pending);
+    // the part about to open is in flight too: at most `partsInFlight` of them
+    while (this.unsettled.length > this.plan.partsInFlight - 1) await this.unsettled.shift();
     this.open = this.partAt(part.start + part.length, { start: part.start + part.length, bytes: 0, objects: [], stale: [] });
   }
 

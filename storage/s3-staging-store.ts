@@ -42,6 +42,8 @@ export interface StagingS3StoreOptions {
   maxUploadBytes: number;
   /** A part starts streaming into UploadPart once this many of its bytes came in one PATCH. */
   streamAfterBytes: number;
+  /** UploadParts of one upload in flight at most. */
+  partsInFlight: number;
   /** Tail bytes this process wrote, kept for the part they begin (for the whole process). */
   tailCacheBytes: number;
   /** The lease this process holds on an upload's lock: one S3 listing then serves a whole PATCH. */
@@ -59,6 +61,7 @@ const MAX_FRESH = 1000;
 export class StagingS3Store extends S3Store {
   private readonly tails: S3Tails;
   private readonly streamAfterBytes: number;
+  private readonly partsInFlight: number;
   private readonly listings: ListingMemo;
   private readonly confirmLock: ((id: string) => Promise<boolean>) | undefined;
   /**
@@ -74,6 +77,7 @@ export class StagingS3Store extends S3Store {
     Object.defineProperty(this, 'maxUploadSize', { value: options.maxUploadBytes });
     this.tails = new S3Tails(this.client, this.bucket, new TailCache(options.tailCacheBytes));
     this.streamAfterBytes = options.streamAfterBytes;
+    this.partsInFlight = options.partsInFlight;
     this.listings = new ListingMemo(options.heldLease);
     this.confirmLock = options.confirmLock;
   }
@@ -159,7 +163,7 @@ export class StagingS3Store extends S3Store {
     const written = await writeParts(
       src,
       { client: this.client, bucket: this.bucket, id, multipart: multipartId, tails: this.tails, tagging: this.useCompleteTag('false') },
-      { size, parts, partsEnd, tail, partSize: this.calcOptimalPartSize(size), minPartSize: this.minPartSize, streamAfter: this.streamAfterBytes },
+      { size, parts, partsEnd, tail, partSize: this.calcOptimalPartSize(size), minPartSize: this.minPartSize, streamAfter: this.streamAfterBytes, partsInFlight: this.partsInFlight },
     );
     if (written.complete) {
       if (!written.whole) await this.finishMultipartUpload({ ...metadata, 'upload-id': await multipartId() }, written.parts);

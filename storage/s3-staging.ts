@@ -49,6 +49,8 @@ export interface S3StagingOptions {
   tempDir?: string;
   /** A part starts streaming into UploadPart once this many of its bytes came in one PATCH (smaller PATCHes leave a tail object). */
   streamAfterBytes: number;
+  /** UploadParts of one upload in flight at most (the one being received included). */
+  partsInFlight: number;
   /** Tail bytes this process wrote, kept in memory (for the whole process) so the part they begin is not downloaded back. */
   tailCacheBytes: number;
   /** The lease this process holds on an upload's lock (UploadLocker.leaseOf): one S3 listing then serves a whole PATCH. */
@@ -69,6 +71,7 @@ export function createS3Staging(options: S3StagingOptions): StagingStore {
     },
     maxUploadBytes: options.maxUploadBytes,
     streamAfterBytes: options.streamAfterBytes,
+    partsInFlight: options.partsInFlight,
     tailCacheBytes: options.tailCacheBytes,
     heldLease: options.heldLease,
     confirmLock: options.confirmLock,

@@ -13,6 +13,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  S3,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { S3Store } from '@tus/s3-store';
@@ -25,6 +26,8 @@ import { loadConfig } from '../../server/config.ts';
 import { BufferPool } from '../../storage/file-write.ts';
 import { createS3Staging, type S3StagingOptions } from '../../storage/s3-staging.ts';
 import { s3ClientConfig } from '../../storage/s3-client.ts';
+import { writeParts } from '../../storage/s3-part-writer.ts';
+import { S3Tails } from '../../storage/s3-tail.ts';
 import { TailCache } from '../../storage/s3-tail-cache.ts';
 import { lockKey, UploadLocker } from '../../storage/upload-locker.ts';
 import { emptyBucket, s3Client } from '../support/services.ts';
@@ -50,6 +53,7 @@ const settings = (): S3StagingOptions => ({
   expirationMs: 0,
   maxUploadBytes: 64 * MiB,
   streamAfterBytes: defaults.S3_STREAM_AFTER_BYTES,
+  partsInFlight: defaults.S3_PARTS_IN_FLIGHT,
   tailCacheBytes: defaults.S3_TAIL_CACHE_BYTES,
   writeBuffers: new BufferPool(defaults.WRITE_BUFFER_BYTES, defaults.WRITE_BUFFERS_KEPT, defaults.WRITE_BUFFER_BUDGET_BYTES),
 });
@@ -421,6 +425,59 @@ describe('S3 staging write path', () => {
     await store.remove(id); // gone already: nothing to do, no error
     await expect(store.getUpload(id)).rejects.toMatchObject({ status_code: 404 });
   });
+});
+
+describe('UploadParts in flight', () => {
+  /** A real client that counts the UploadParts it has sent and not had answered yet. */
+  function countingClient(): { s3: S3; most: () => number } {
+    const counted = new S3(client);
+    let open = 0;
+    let most = 0;
+    counted.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'UploadPartCommand') return next(args);
+        open += 1;
+        most = Math.max(most, open);
+        try {
+          return await next(args);
+        } finally {
+          open -= 1;
+        }
+      },
+      { step: 'initialize', name: 'countUploadParts' },
+    );
+    return { s3: counted, most: () => most };
+  }
+
+  for (const partsInFlight of [1, 3]) {
+    it(`one PATCH of 6 parts keeps at most ${partsInFlight} of them in flight (S3_PARTS_IN_FLIGHT), in order`, async () => {
+      const { s3: counted, most } = countingClient();
+      const id = randomBytes(16).toString('hex');
+      const { UploadId } = await counted.createMultipartUpload({ Bucket: bucket, Key: id });
+      const data = randomBytes(6 * PART);
+      const written = await writeParts(
+        body(data),
+        { client: counted, bucket, id, multipart: () => Promise.resolve(UploadId ?? ''), tails: new S3Tails(counted, bucket, new TailCache(0)) },
+        {
+          size: data.length,
+          parts: [],
+          partsEnd: 0,
+          tail: { start: 0, bytes: 0, objects: [], stale: [] },
+          partSize: PART,
+          minPartSize: PART,
+          streamAfter: defaults.S3_STREAM_AFTER_BYTES,
+          partsInFlight,
+        },
+      );
+      expect(written).toMatchObject({ offset: data.length, complete: true, whole: false });
+      expect(written.parts.map((part) => part.PartNumber)).toEqual([1, 2, 3, 4, 5, 6]);
+      // the next part opens while S3 is still answering the one before (tens of ms): more than one in flight once allowed
+      expect(most()).toBeLessThanOrEqual(partsInFlight);
+      if (partsInFlight > 1) expect(most()).toBeGreaterThan(1);
+      await counted.completeMultipartUpload({ Bucket: bucket, Key: id, UploadId, MultipartUpload: { Parts: written.parts } });
+      expect(sha(await stored(id))).toBe(sha(data));
+    });
+  }
 });
 
 describe('the tail cache', () => {
