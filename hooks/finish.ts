@@ -13,6 +13,7 @@
  *   exponential backoff (on start-up, on a timer, or when a status request finds it due);
  * - a staged original that vanished ends the upload `failed` with E_ORIGINAL_LOST.
  */
+import { freeBuffer } from '../storage/free-buffer.ts';
 import { artifactKey, newId } from '../storage/keys.ts';
 import type { Lease, Leases } from '../storage/leases.ts';
 import type { PublicStore } from '../storage/public-store.ts';
@@ -231,7 +232,12 @@ export class Finisher {
       await staged.release();
     }
     const key = artifactKey(name, image.format);
+    const bytes = image.data.length;
     await this.deps.publicStore.put(key, image.data, image.mime);
+    // The artifact (about 1 MB) is the store's now. Left to the collector it would wait for
+    // a major collection as external memory: with finishes back to back, tens of MB. (Only
+    // after a put that succeeded: a failed one may still have a socket write of it pending.)
+    freeBuffer(image.data);
     return {
       id,
       url: `${this.deps.publicBaseUrl}/${key}`,
@@ -239,7 +245,7 @@ export class Finisher {
       format: image.format,
       width: image.width,
       height: image.height,
-      bytes: image.data.length,
+      bytes,
       original: { bytes: staged.bytes, sha256: staged.sha256 },
     };
   }

@@ -20,7 +20,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { FileStore } from '@tus/file-store';
 import { ERRORS } from '@tus/utils';
-import { freeArrayBuffer } from './free-buffer.ts';
+import { freeBuffer as release } from './free-buffer.ts';
 
 /** A body chunk's size (the socket's reads): a smaller write buffer would split every chunk. */
 export const SMALL_BUFFER_BYTES = 64 * 1024;
@@ -84,11 +84,6 @@ async function writeFully(handle: fs.FileHandle, buffer: Buffer, length: number,
  * collections tens of megabytes of them wait as garbage. Only a chunk that is its whole
  * ArrayBuffer is freed, never a slice of a shared one (Buffer's pool, a subarray).
  */
-function release(chunk: Buffer): void {
-  const { buffer } = chunk;
-  if (buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength) freeArrayBuffer(buffer);
-}
-
 /** Appends `source` (a body, or any stream of Buffers it may free) to `file` from `offset`; resolves to the offset after the last byte written. */
 export async function appendBody(source: AsyncIterable<unknown>, file: string, offset: number, pool: BufferPool): Promise<number> {
   const handle = await fs.open(file, 'r+').catch((error: unknown) => {

@@ -38,3 +38,12 @@ export const canFreeEarly = transfer !== undefined;
 export function freeArrayBuffer(buffer: ArrayBuffer): void {
   transfer?.call(buffer, 0);
 }
+
+/**
+ * Frees the memory of a Buffer that nothing else refers to, when it is the whole of its
+ * ArrayBuffer (Node's pooled small Buffers share one, and are left to the collector).
+ */
+export function freeBuffer(chunk: Buffer): void {
+  const { buffer } = chunk;
+  if (buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength) freeArrayBuffer(buffer);
+}

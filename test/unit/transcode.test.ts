@@ -12,6 +12,7 @@ import { Refusal } from '../../hooks/errors.ts';
 import type { Policy } from '../../hooks/policy.ts';
 import { type TranscodeOptions, configureSharp, transcode } from '../../hooks/transcode.ts';
 import { loadConfig, policyOf, transcodeOf } from '../../server/config.ts';
+import { freeBuffer } from '../../storage/free-buffer.ts';
 import * as fx from '../support/fixtures.ts';
 import { solidAnimation, webpChunks } from './fixtures-extra.ts';
 
@@ -96,6 +97,17 @@ describe('the WebP effort', () => {
     expect(fast.data.equals(await direct(2))).toBe(true);
     expect(slow.data.equals(await direct(4))).toBe(true);
     expect(fast.data.equals(slow.data)).toBe(false);
+  });
+});
+
+describe('the encoded bytes', () => {
+  it('are a Buffer of their own, which the finish frees once the public store has them (freeBuffer)', async () => {
+    const { data } = await transcode(stage(await fx.jpeg()), policy, options);
+    expect(data.length).toBeGreaterThan(0);
+    const before = process.memoryUsage().external;
+    freeBuffer(data);
+    expect(data.length).toBe(0);
+    expect(process.memoryUsage().external).toBeLessThan(before);
   });
 });
 
