@@ -17,10 +17,10 @@
  * fail in the tests rather than silently take the slow path.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Server } from '@tus/server';
-import { ERRORS, StreamLimiter, type CancellationContext, type DataStore, type Upload } from '@tus/utils';
+import { ERRORS, type CancellationContext, type DataStore, type Upload } from '@tus/utils';
 import { NodeRequest } from 'srvx/node';
 
 const bodies = new WeakMap<ReadableStream, IncomingMessage>();
@@ -63,6 +63,28 @@ export class NodeBodyRequest extends NodeRequest {
 }
 
 /**
+ * @tus/utils' StreamLimiter (the body limit, failing with the same 413 error), without its
+ * buffers: StreamLimiter is a Transform with the default high-water marks, which hold up
+ * to 64 KiB on each side per request on Node 22+ (16 KiB on Node 20) on top of the
+ * IncomingMessage's own. This one passes one chunk at a time: with 100 uploads arriving at
+ * once, that was about 25 MB less RSS on Node 24 (measured while they arrived).
+ */
+export class BodyLimiter extends Transform {
+  private received = 0;
+
+  constructor(private readonly maxSize: number) {
+    super({ writableHighWaterMark: 0, readableHighWaterMark: 0 });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.received += chunk.length;
+    if (this.received <= this.maxSize) return callback(null, chunk);
+    const { status_code, body } = ERRORS.ERR_MAX_SIZE_EXCEEDED;
+    callback(Object.assign(new Error(body), { status_code, body })); // StreamLimiter's MaxFileExceededError
+  }
+}
+
+/**
  * @tus/server's writeToStore (handlers/BaseHandler.js, 2.4.5) with the IncomingMessage as
  * the source; any other body (none, or a real web stream) is read as an async iterable.
  */
@@ -72,7 +94,7 @@ async function writeNodeBody(store: DataStore, body: ReadableStream | null, uplo
   // The limiter is also the proxy: the request is piped into it, not put in the pipeline, so
   // that a failed write never destroys the request (the client still gets its response).
   // One stage fewer than a PassThrough before it: each holds a 64 KiB chunk per upload.
-  const limiter = new StreamLimiter(maxFileSize);
+  const limiter = new BodyLimiter(maxFileSize);
   let sourceError: unknown;
   const onSourceError = (error: Error) => {
     sourceError = error;
