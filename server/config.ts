@@ -162,6 +162,23 @@ const schema = z
     );
   });
 
+/**
+ * Bounds of the in-memory maps that only save a round trip or carry a fact from one step of
+ * a request to the next; past its bound, a map drops its oldest entry. They are not settings
+ * (no variable sets them): each entry is small, and the bound only keeps a flood of requests
+ * that never come back from growing the process.
+ */
+export const MEMORY_BOUNDS = {
+  /** Uploads this process created whose creating request has not asked for them yet (S3 staging: no listing needed). */
+  freshUploads: 1000,
+  /** S3 listings kept for the request holding the upload's lock (left behind by a HEAD or a refused PATCH). */
+  heldListings: 1000,
+  /** What a POST knows of an upload (owner, profile) waiting for its creation (a request that failed in between leaves one). */
+  creationAnnotations: 10_000,
+  /** Verified tokens (AUTH_JWT_CACHE_MS) or auth hook answers (AUTH_HOOK_CACHE_MS), least recently used out first. */
+  authCacheEntries: 10_000,
+} as const;
+
 /** 127.0.0.0/8, ::1 and localhost: where an unauthenticated server is fine. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);

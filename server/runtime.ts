@@ -13,7 +13,7 @@ import type { UploadState } from '../storage/upload-state.ts';
 import { createApp } from './app.ts';
 import { createAuthenticator } from './auth/index.ts';
 import { answerClientError } from './client-errors.ts';
-import { authOptionsOf, profilesOf, type Config } from './config.ts';
+import { authOptionsOf, MEMORY_BOUNDS, profilesOf, type Config } from './config.ts';
 import { createEvents, eventData, type Events } from './events.ts';
 import { refusalOf, type InProcessHooks } from './hooks-module.ts';
 import { installLingeringClose } from './lingering-close.ts';
@@ -75,6 +75,7 @@ export async function createCore(config: Config, log: Logger, hooks: InProcessHo
   const events = createEvents(delivery, hooks, log);
   const store = new GatedStore({
     staging: stores.staging.store,
+    maxAnnotations: MEMORY_BOUNDS.creationAnnotations,
     readHead: stores.staging.readHead,
     states: stores.states,
     locker: stores.locker,

@@ -17,7 +17,7 @@ import { s3ClientConfig } from '../storage/s3-client.ts';
 import { createFileStaging, type StagingStore } from '../storage/staging.ts';
 import { UploadLocker } from '../storage/upload-locker.ts';
 import { FileUploadStateStore, type UploadStateStore } from '../storage/upload-state.ts';
-import type { Config } from './config.ts';
+import { MEMORY_BOUNDS, type Config } from './config.ts';
 
 export interface Stores {
   staging: StagingStore;
@@ -62,6 +62,7 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
           tempDir: dir('downloads'),
           streamAfterBytes: config.S3_STREAM_AFTER_BYTES,
           partsInFlight: config.S3_PARTS_IN_FLIGHT,
+          bounds: MEMORY_BOUNDS,
           tailCacheBytes: config.S3_TAIL_CACHE_BYTES,
           // the locker is made below; a listing is reused only while this instance holds the upload's lock
           heldLease: (id) => locker.leaseOf(id),

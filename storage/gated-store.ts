@@ -44,9 +44,6 @@ export type Judge = (prefix: Buffer, complete: boolean, state: UploadState) => P
 /** What the server knows of a new upload beyond the tus request: who, with which profile. */
 export type Annotation = Pick<UploadState, 'owner' | 'profile' | 'account' | 'meta' | 'metadata'>;
 
-/** Annotations waiting for their upload's creation (a request that failed in between leaves one). */
-const MAX_ANNOTATIONS = 10_000;
-
 export interface VerdictEvent {
   id: string;
   decision: GateDecision;
@@ -56,6 +53,8 @@ export interface VerdictEvent {
 
 export interface GatedStoreOptions {
   staging: DataStore;
+  /** Annotations waiting for their upload's creation at most (a request that failed in between leaves one). */
+  maxAnnotations: number;
   /** The first `bytes` of a staged upload, where the staging store can read them back (file staging). */
   readHead?: (id: string, bytes: number) => Promise<Buffer | undefined>;
   states: UploadStateStore;
@@ -109,7 +108,7 @@ export class GatedStore extends DataStore {
 
   /** Attaches what the server knows of upload `id` to its coming creation. */
   annotate(id: string, annotation: Annotation): void {
-    if (this.annotations.size >= MAX_ANNOTATIONS) {
+    if (this.annotations.size >= this.options.maxAnnotations) {
       const oldest = this.annotations.keys().next().value;
       if (oldest !== undefined) this.annotations.delete(oldest);
     }

@@ -20,13 +20,14 @@ export interface Listing {
   whole: number | undefined;
 }
 
-/** Entries left by requests that ended without a write (a HEAD, a refused PATCH) are dropped oldest first past this. */
-const MAX_ENTRIES = 1000;
-
 export class ListingMemo {
   private readonly entries = new Map<string, { lease: object; listing: Listing }>();
 
-  constructor(private readonly heldLease: HeldLease | undefined) {}
+  constructor(
+    private readonly heldLease: HeldLease | undefined,
+    /** Entries left by requests that ended without a write (a HEAD, a refused PATCH) are dropped oldest first past this. */
+    private readonly maxEntries: number,
+  ) {}
 
   get(id: string): Listing | undefined {
     const lease = this.heldLease?.(id);
@@ -39,7 +40,7 @@ export class ListingMemo {
     const lease = this.heldLease?.(id);
     if (!lease) return;
     this.entries.delete(id);
-    if (this.entries.size >= MAX_ENTRIES) {
+    if (this.entries.size >= this.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }

@@ -44,6 +44,8 @@ export interface StagingS3StoreOptions {
   streamAfterBytes: number;
   /** UploadParts of one upload in flight at most. */
   partsInFlight: number;
+  /** Bounds of the maps that save S3 round trips: uploads created and not yet asked for, listings under a held lock. */
+  bounds: { freshUploads: number; heldListings: number };
   /** Tail bytes this process wrote, kept for the part they begin (for the whole process). */
   tailCacheBytes: number;
   /** The lease this process holds on an upload's lock: one S3 listing then serves a whole PATCH. */
@@ -55,13 +57,11 @@ export interface StagingS3StoreOptions {
 /** The multipart upload's id in an upload's `.info`; none: not created yet (or S3 dropped the empty value). */
 const uploadIdOf = (metadata: MetadataValue): string | undefined => metadata['upload-id'] || undefined;
 
-/** Uploads this process created whose creating request has not asked for them yet: nothing is staged. */
-const MAX_FRESH = 1000;
-
 export class StagingS3Store extends S3Store {
   private readonly tails: S3Tails;
   private readonly streamAfterBytes: number;
   private readonly partsInFlight: number;
+  private readonly maxFresh: number;
   private readonly listings: ListingMemo;
   private readonly confirmLock: ((id: string) => Promise<boolean>) | undefined;
   /**
@@ -78,7 +78,8 @@ export class StagingS3Store extends S3Store {
     this.tails = new S3Tails(this.client, this.bucket, new TailCache(options.tailCacheBytes));
     this.streamAfterBytes = options.streamAfterBytes;
     this.partsInFlight = options.partsInFlight;
-    this.listings = new ListingMemo(options.heldLease);
+    this.listings = new ListingMemo(options.heldLease, options.bounds.heldListings);
+    this.maxFresh = options.bounds.freshUploads;
     this.confirmLock = options.confirmLock;
   }
 
@@ -106,7 +107,7 @@ export class StagingS3Store extends S3Store {
     await this.saveMetadata(upload, needsParts ? await this.createMultipart(upload.id) : '');
     // only when @tus/server's POST will ask for it (PostHandler: with an expiration)
     if (this.getExpiration() > 0) {
-      if (this.fresh.size >= MAX_FRESH) this.fresh.delete(this.fresh.keys().next().value ?? '');
+      if (this.fresh.size >= this.maxFresh) this.fresh.delete(this.fresh.keys().next().value ?? '');
       this.fresh.set(upload.id, new Upload({ ...upload, offset: 0 }));
     }
     return upload;

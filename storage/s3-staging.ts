@@ -51,6 +51,8 @@ export interface S3StagingOptions {
   streamAfterBytes: number;
   /** UploadParts of one upload in flight at most (the one being received included). */
   partsInFlight: number;
+  /** Bounds of the in-memory maps that save S3 round trips (MEMORY_BOUNDS in server/config.ts). */
+  bounds: { freshUploads: number; heldListings: number };
   /** Tail bytes this process wrote, kept in memory (for the whole process) so the part they begin is not downloaded back. */
   tailCacheBytes: number;
   /** The lease this process holds on an upload's lock (UploadLocker.leaseOf): one S3 listing then serves a whole PATCH. */
@@ -72,6 +74,7 @@ export function createS3Staging(options: S3StagingOptions): StagingStore {
     maxUploadBytes: options.maxUploadBytes,
     streamAfterBytes: options.streamAfterBytes,
     partsInFlight: options.partsInFlight,
+    bounds: options.bounds,
     tailCacheBytes: options.tailCacheBytes,
     heldLease: options.heldLease,
     confirmLock: options.confirmLock,

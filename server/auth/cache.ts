@@ -40,5 +40,3 @@ export class ExpiringLru<V> {
   }
 }
 
-/** Entries an auth cache holds at most (the least recently used goes first). */
-export const DEFAULT_MAX_CACHE_ENTRIES = 10_000;

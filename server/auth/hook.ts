@@ -15,7 +15,8 @@
  * unless cacheMs is 0.
  */
 import { createHash } from 'node:crypto';
-import { DEFAULT_MAX_CACHE_ENTRIES, ExpiringLru } from './cache.ts';
+import { MEMORY_BOUNDS } from '../config.ts';
+import { ExpiringLru } from './cache.ts';
 import { copyIdentity, parseIdentity } from './identity.ts';
 import { describe, parseHttpUrl } from './util.ts';
 import { AuthConfigError, deny, type Authenticate, type AuthRequest, type AuthResult, type HookAuthOptions } from './types.ts';
@@ -36,9 +37,9 @@ export function createHookAuthenticator(options: HookAuthOptions): Authenticate 
   };
   whole(options.cacheMs, 'cacheMs', 0);
   whole(options.timeoutMs, 'timeoutMs', 1);
-  whole(options.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES, 'maxCacheEntries', 1);
+  whole(options.maxCacheEntries ?? MEMORY_BOUNDS.authCacheEntries, 'maxCacheEntries', 1);
 
-  const cache = new ExpiringLru<AuthResult>(options.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES, options.cacheMs);
+  const cache = new ExpiringLru<AuthResult>(options.maxCacheEntries ?? MEMORY_BOUNDS.authCacheEntries, options.cacheMs);
   const pending = new Map<string, Promise<AuthResult>>();
 
   return async (request) => {

@@ -21,7 +21,8 @@ let loading: Promise<Jose> | undefined;
 /** jose, loaded on the first token (AUTH_MODE=jwt only): a server without JWT auth never loads it. */
 const jose = (): Promise<Jose> => (loading ??= import('jose'));
 import { bearerToken } from './bearer.ts';
-import { DEFAULT_MAX_CACHE_ENTRIES, ExpiringLru } from './cache.ts';
+import { MEMORY_BOUNDS } from '../config.ts';
+import { ExpiringLru } from './cache.ts';
 import { copyIdentity, parseIdentity } from './identity.ts';
 import { describe, parseHttpUrl } from './util.ts';
 import { AuthConfigError, deny, type Authenticate, type AuthFailure, type Identity, type JwtAuthOptions } from './types.ts';
@@ -40,7 +41,7 @@ class KeysUnavailable extends Error {
 export function createJwtAuthenticator(options: JwtAuthOptions): Authenticate {
   const verify = createVerifier(options);
   jose().catch(() => {}); // loading starts now, with the server, not on the first request (a failure surfaces there)
-  const verified = new ExpiringLru<{ identity: Identity; expiresAt: number }>(options.maxCacheEntries ?? DEFAULT_MAX_CACHE_ENTRIES, options.cacheMs ?? 0);
+  const verified = new ExpiringLru<{ identity: Identity; expiresAt: number }>(options.maxCacheEntries ?? MEMORY_BOUNDS.authCacheEntries, options.cacheMs ?? 0);
   return async (request) => {
     const bearer = bearerToken(request.authorization);
     if (!bearer.ok) return bearer;

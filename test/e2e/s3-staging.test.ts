@@ -22,7 +22,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { LeaseLostError } from '../../storage/fenced-stream.ts';
 import { RedisLeases } from '../../storage/redis-leases.ts';
-import { loadConfig } from '../../server/config.ts';
+import { loadConfig, MEMORY_BOUNDS } from '../../server/config.ts';
 import { BufferPool } from '../../storage/file-write.ts';
 import { createS3Staging, type S3StagingOptions } from '../../storage/s3-staging.ts';
 import { s3ClientConfig } from '../../storage/s3-client.ts';
@@ -54,6 +54,7 @@ const settings = (): S3StagingOptions => ({
   maxUploadBytes: 64 * MiB,
   streamAfterBytes: defaults.S3_STREAM_AFTER_BYTES,
   partsInFlight: defaults.S3_PARTS_IN_FLIGHT,
+  bounds: MEMORY_BOUNDS,
   tailCacheBytes: defaults.S3_TAIL_CACHE_BYTES,
   writeBuffers: new BufferPool(defaults.WRITE_BUFFER_BYTES, defaults.WRITE_BUFFERS_KEPT, defaults.WRITE_BUFFER_BUDGET_BYTES),
 });

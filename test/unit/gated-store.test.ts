@@ -11,7 +11,7 @@ import { Upload } from '@tus/utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Refusal } from '../../hooks/errors.ts';
 import { judge, SNIFF_BYTES } from '../../hooks/gate.ts';
-import { loadConfig, policyOf } from '../../server/config.ts';
+import { loadConfig, MEMORY_BOUNDS, policyOf } from '../../server/config.ts';
 import { GatedStore } from '../../storage/gated-store.ts';
 import { newId } from '../../storage/keys.ts';
 import { MemoryLeases } from '../../storage/leases.ts';
@@ -32,6 +32,7 @@ function gatedStore(onJudge: () => void = () => {}): GatedStore {
   const locker = new UploadLocker(leases, { ttlMs: 1000, timeoutMs: 1000, pollMs: 100 });
   const store = new GatedStore({
     staging: staging.store,
+    maxAnnotations: MEMORY_BOUNDS.creationAnnotations,
     readHead: staging.readHead,
     states: new FileUploadStateStore({ directory: path.join(dir, 'state'), retentionMs: 0, holds: (fence) => leases.holdsNow(fence) }),
     locker,
