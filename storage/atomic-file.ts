@@ -7,14 +7,53 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-/** Makes a rename or unlink in `directory` durable. */
-export async function syncDirectory(directory: string): Promise<void> {
+/** One fsync of `directory` itself. */
+async function fsyncDirectory(directory: string): Promise<void> {
   const handle = await fs.open(directory, 'r');
   try {
     await handle.sync();
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Directory fsyncs, shared by callers that ask while one is running (group commit): every
+ * caller is answered by an fsync that began after it asked, so after its rename or unlink.
+ * With many uploads at once, most records live in one directory: their writes then share
+ * one fsync of it per round instead of one each.
+ */
+export class DirectorySyncs {
+  private readonly syncing = new Map<string, { running: Promise<void>; next: Promise<void> | undefined }>();
+
+  constructor(private readonly fsync: (directory: string) => Promise<void> = fsyncDirectory) {}
+
+  sync(directory: string): Promise<void> {
+    const current = this.syncing.get(directory);
+    if (!current) return this.begin(directory);
+    // the running one may have begun before this caller's change: share the next one
+    current.next ??= current.running.then(
+      () => this.begin(directory),
+      () => this.begin(directory),
+    );
+    return current.next;
+  }
+
+  private begin(directory: string): Promise<void> {
+    const running = this.fsync(directory).finally(() => {
+      const entry = this.syncing.get(directory);
+      if (entry?.running === running && entry.next === undefined) this.syncing.delete(directory);
+    });
+    this.syncing.set(directory, { running, next: undefined });
+    return running;
+  }
+}
+
+const directorySyncs = new DirectorySyncs();
+
+/** Makes a rename or unlink in `directory` durable (an fsync of it that began after the call). */
+export function syncDirectory(directory: string): Promise<void> {
+  return directorySyncs.sync(directory);
 }
 
 /** Writes `data` to `temp` (which must not exist) and fsyncs it. */
@@ -38,6 +77,16 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, t
     await fs.rm(temp, { force: true });
     throw error;
   }
+  await syncDirectory(path.dirname(file));
+}
+
+/**
+ * Makes an empty `file` exist, durably (an index entry: only its name tells anything). There
+ * is no content to tear, so it needs no temporary sibling and no fsync of its own: creating
+ * it and the directory's fsync are enough.
+ */
+export async function createEmptyFile(file: string): Promise<void> {
+  await (await fs.open(file, 'a')).close();
   await syncDirectory(path.dirname(file));
 }
 

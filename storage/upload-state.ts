@@ -18,7 +18,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { readFileIfExists, removeFile, writeFileAtomic } from './atomic-file.ts';
+import { createEmptyFile, readFileIfExists, removeFile, writeFileAtomic } from './atomic-file.ts';
 import { isId } from './keys.ts';
 import type { Fence } from './leases.ts';
 
@@ -206,7 +206,7 @@ export class FileUploadStateStore implements UploadStateStore {
     // the index is written before the record it points at, and dropped after: an entry
     // without its record is harmless (readers check the record), a record without its entry is not
     const marker = path.join(this.processingDir, state.id);
-    if (unfinishedWork(state)) await writeFileAtomic(marker, '');
+    if (unfinishedWork(state)) await createEmptyFile(marker);
     await writeFileAtomic(this.file(state.id, 'json'), JSON.stringify(state));
     await this.applyMark(state.id);
     if (!unfinishedWork(state)) await removeFile(marker);
@@ -216,7 +216,7 @@ export class FileUploadStateStore implements UploadStateStore {
       if (FINISHED.has(state.phase)) await removeFile(active);
       else if (state.phase === 'pending' && state.held === 0) {
         await fs.mkdir(path.dirname(active), { recursive: true });
-        await writeFileAtomic(active, '');
+        await createEmptyFile(active);
       }
     }
   }
