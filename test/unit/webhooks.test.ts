@@ -427,9 +427,9 @@ describe('two delivery instances over one Redis outbox', () => {
     expect(hooks.ids()).toHaveLength(12);
     for (const id of hooks.ids()) expect(hooks.of(id)).toHaveLength(1);
     expect(a.counts.retried + b.counts.retried).toBe(0);
-    // both took part
-    expect(a.counts.delivered).toBeGreaterThan(0);
-    expect(b.counts.delivered).toBeGreaterThan(0);
+    // Which instance takes which event is a race (one may take all 12 in a run: seen once in
+    // CI); exactly once is the property, whoever delivers.
+    expect(a.counts.delivered + b.counts.delivered).toBe(12);
   });
 
   it('attempt each event once per attempt when every first attempt fails', async () => {
