@@ -78,13 +78,12 @@ async function writeFully(handle: fs.FileHandle, buffer: Buffer, length: number,
 }
 
 /**
- * Frees a chunk's memory now rather than at V8's next collection (free-buffer.ts): request body chunks are each their own
- * ArrayBuffer (Node's HTTP parser copies them out of the socket's read buffer), tiny
- * objects on the JavaScript heap that hold 64 KiB outside it, so between two young-generation
- * collections tens of megabytes of them wait as garbage. Only a chunk that is its whole
- * ArrayBuffer is freed, never a slice of a shared one (Buffer's pool, a subarray).
+ * Appends `source` (a body, or any stream of Buffers it may free) to `file` from `offset`;
+ * resolves to the offset after the last byte written. Each chunk is freed once copied
+ * (`release`): request body chunks are each their own ArrayBuffer, tiny objects on the
+ * JavaScript heap that hold 64 KiB outside it, so between two young-generation collections
+ * tens of megabytes of them would wait as garbage.
  */
-/** Appends `source` (a body, or any stream of Buffers it may free) to `file` from `offset`; resolves to the offset after the last byte written. */
 export async function appendBody(source: AsyncIterable<unknown>, file: string, offset: number, pool: BufferPool): Promise<number> {
   const handle = await fs.open(file, 'r+').catch((error: unknown) => {
     throw new DiskWriteFailed('opening the staged file failed', { cause: error });

@@ -37,9 +37,10 @@ export function createHookAuthenticator(options: HookAuthOptions): Authenticate 
   };
   whole(options.cacheMs, 'cacheMs', 0);
   whole(options.timeoutMs, 'timeoutMs', 1);
-  whole(options.maxCacheEntries ?? MEMORY_BOUNDS.authCacheEntries, 'maxCacheEntries', 1);
+  const maxCacheEntries = options.maxCacheEntries ?? MEMORY_BOUNDS.authCacheEntries;
+  whole(maxCacheEntries, 'maxCacheEntries', 1);
 
-  const cache = new ExpiringLru<AuthResult>(options.maxCacheEntries ?? MEMORY_BOUNDS.authCacheEntries, options.cacheMs);
+  const cache = new ExpiringLru<AuthResult>(maxCacheEntries, options.cacheMs);
   const pending = new Map<string, Promise<AuthResult>>();
 
   return async (request) => {
