@@ -169,8 +169,6 @@ const schema = z
  * that never come back from growing the process.
  */
 export const MEMORY_BOUNDS = {
-  /** Uploads this process created whose creating request has not asked for them yet (S3 staging: no listing needed). */
-  freshUploads: 1000,
   /** S3 listings kept for the request holding the upload's lock (left behind by a HEAD or a refused PATCH). */
   heldListings: 1000,
   /** What a POST knows of an upload (owner, profile) waiting for its creation (a request that failed in between leaves one). */

@@ -13,6 +13,7 @@ export interface Metrics {
   slowReceives: Counter;
   locksLost: Counter;
   statesRebuilt: Counter<'phase'>;
+  s3Requests: Counter<'store' | 'command'>;
   webhooks: Counter<'outcome'>;
   /** Reads the webhook events waiting in the outbox when scraped (set once the delivery exists). */
   webhooksPending: Gauge;
@@ -78,6 +79,12 @@ export function createMetrics(waiting: () => number): Metrics {
       name: 'tusgate_states_rebuilt_total',
       help: 'Upload states found missing and rebuilt from the staging store',
       labelNames: ['phase'],
+      registers,
+    }),
+    s3Requests: new Counter({
+      name: 'tusgate_s3_requests_total',
+      help: 'Requests to S3 by store (staging, public) and command, what S3 bills (a request the SDK retried counts once)',
+      labelNames: ['store', 'command'],
       registers,
     }),
   };

@@ -62,14 +62,17 @@ export async function createCore(config: Config, log: Logger, hooks: InProcessHo
   const profiles = profilesOf(config);
   const profile = (name: string | undefined): Profile => profiles.get(name ?? 'default') ?? defaultProfile(profiles);
   let lastRedisError = 0;
-  const stores = await createStores(config, (error) => {
-    // one line per second at most: ioredis reports every reconnection attempt
-    if (Date.now() - lastRedisError < 1000) return;
-    lastRedisError = Date.now();
-    log.warn({ err: error }, 'Redis connection error (requests that need it answer 503 E_STATE_UNAVAILABLE)');
-  });
   const slots = new Slots(config.TRANSCODE_CONCURRENCY);
   const metrics = createMetrics(() => slots.queued);
+  const stores = await createStores(config, {
+    onRedisError: (error) => {
+      // one line per second at most: ioredis reports every reconnection attempt
+      if (Date.now() - lastRedisError < 1000) return;
+      lastRedisError = Date.now();
+      log.warn({ err: error }, 'Redis connection error (requests that need it answer 503 E_STATE_UNAVAILABLE)');
+    },
+    onS3Request: (store, command) => metrics.s3Requests.inc({ store, command }),
+  });
   const delivery = await createDelivery(config, stores, metrics, log);
   if (delivery) metrics.pendingWebhooks.read = () => delivery.pending();
   const events = createEvents(delivery, hooks, log);
@@ -77,6 +80,7 @@ export async function createCore(config: Config, log: Logger, hooks: InProcessHo
     staging: stores.staging.store,
     maxAnnotations: MEMORY_BOUNDS.creationAnnotations,
     readHead: stores.staging.readHead,
+    describe: stores.staging.describe,
     states: stores.states,
     locker: stores.locker,
     judge: async (prefix, complete, state): Promise<GateDecision> => {

@@ -34,7 +34,13 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-export async function createStores(config: Config, onRedisError: (error: Error) => void = () => {}): Promise<Stores> {
+/** What the stores report as they work: Redis connection errors, and each request to S3 (by store and command). */
+export interface StoreObservers {
+  onRedisError?: (error: Error) => void;
+  onS3Request?: (store: 'staging' | 'public', command: string) => void;
+}
+
+export async function createStores(config: Config, { onRedisError = () => {}, onS3Request }: StoreObservers = {}): Promise<Stores> {
   const dir = (name: string) => path.join(config.dataDir, name);
   const s3 = s3ClientConfig({
     endpoint: config.S3_ENDPOINT,
@@ -69,6 +75,7 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
           confirmLock: (id) => locker.confirms(id),
           // downloaded originals are written as file staging writes bodies
           writeBuffers: new BufferPool(config.WRITE_BUFFER_BYTES, config.WRITE_BUFFERS_KEPT, config.WRITE_BUFFER_BUDGET_BYTES),
+          countRequest: onS3Request && ((command) => onS3Request('staging', command)),
         })
       : createFileStaging({
           directory: dir('staging'),
@@ -86,6 +93,7 @@ export async function createStores(config: Config, onRedisError: (error: Error) 
       bucket: config.PUBLIC_S3_BUCKET ?? '',
       keyPrefix: config.PUBLIC_S3_KEY_PREFIX,
       cacheControl: config.mediaCacheControl,
+      countRequest: onS3Request && ((command) => onS3Request('public', command)),
     });
 
   const memory = redis ? undefined : new MemoryLeases();

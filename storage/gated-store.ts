@@ -13,6 +13,11 @@
  * Every write happens under the upload's lock and carries its fence. Missing state is
  * never read as "nothing received": it is rebuilt from the staging store (bytes there
  * were allowed, and are judged again where they can be read back), or the request fails.
+ * A pending upload's offset is its held bytes, answered without asking staging for its
+ * own (on S3, a listing): staging is asked while the gate reads the body of a PATCH, and
+ * before the gate acts on a verdict. Bytes there under a pending state mean the state store
+ * lost its later writes (a Redis that came back older): the state is repaired to allowed
+ * and the PATCH refused with 409, after which the client's HEAD learns the staged offset.
  * The gate itself is passed in as a function: storage does not know image formats.
  */
 import { Readable } from 'node:stream';
@@ -57,6 +62,8 @@ export interface GatedStoreOptions {
   maxAnnotations: number;
   /** The first `bytes` of a staged upload, where the staging store can read them back (file staging). */
   readHead?: (id: string, bytes: number) => Promise<Buffer | undefined>;
+  /** The upload without its offset, where staging's getUpload costs more (StagingStore.describe). */
+  describe?: (id: string) => Promise<Upload>;
   states: UploadStateStore;
   locker: UploadLocker;
   judge: Judge;
@@ -205,8 +212,8 @@ export class GatedStore extends DataStore {
         return upload;
       }
       case 'pending': {
-        const upload = await this.staging.getUpload(id);
-        if (upload.offset > 0) return this.repairAllowed(state, upload);
+        // what staging holds is checked by the write (see the header)
+        const upload = await (this.options.describe ?? ((id: string) => this.staging.getUpload(id)))(id);
         upload.offset = state.held;
         return upload;
       }
@@ -226,13 +233,17 @@ export class GatedStore extends DataStore {
       }
       if (state.phase !== 'pending') throw this.options.endedError(state);
       if (offset !== state.held) throw ERRORS.INVALID_OFFSET;
-      const upload = await this.staging.getUpload(id);
-      if (upload.offset > 0) {
+      // asked now, answered while the gate reads (S3: the listing the staging write then reuses)
+      const staged = this.staging.getUpload(id);
+      staged.catch(() => {});
+      const nothingStaged = async () => {
+        const upload = await staged;
+        if (upload.offset === 0) return;
         // bytes in staging were allowed; the state lagged behind (see repairAllowed)
         await this.repairAllowed(state, upload);
         throw ERRORS.INVALID_OFFSET;
-      }
-      return await this.judgeStream(input, state, lease);
+      };
+      return await this.judgeStream(input, state, lease, nothingStaged);
     } catch (error) {
       if (error instanceof LeaseLostError || error instanceof StaleFenceError || lease.lost.aborted || !lease.valid()) {
         throw this.options.lockLostError();
@@ -251,7 +262,8 @@ export class GatedStore extends DataStore {
     return stream.pipe(fenced);
   }
 
-  private async judgeStream(stream: Readable, state: StateOf<'pending'>, lease: Lease): Promise<number> {
+  /** Reads and judges the body of a pending upload; `nothingStaged` is awaited before any state is written. */
+  private async judgeStream(stream: Readable, state: StateOf<'pending'>, lease: Lease, nothingStaged: () => Promise<void>): Promise<number> {
     const { id } = state;
     const held = await this.options.states.prefix(id);
     const size = state.size ?? undefined;
@@ -259,6 +271,7 @@ export class GatedStore extends DataStore {
     let seen = held.length;
     let judgeAt = nextJudgeAt(seen, this.options.judgeAt);
     const savePrefix = async () => {
+      await nothingStaged();
       if (seen === held.length) return;
       const prefix = Buffer.concat(chunks, seen);
       await this.options.states.put({ ...state, held: seen, updatedAt: Date.now() }, lease, prefix);
@@ -291,6 +304,7 @@ export class GatedStore extends DataStore {
         await savePrefix();
         return seen;
       }
+      await nothingStaged();
       this.options.onVerdict?.({ id, decision, bytesSeen: seen });
       if (decision.kind === 'refuse') {
         await this.refuse(state, decision.refusal, lease);

@@ -1,5 +1,5 @@
-/** S3 client settings shared by the staging and public stores. */
-import type { S3ClientConfig } from '@aws-sdk/client-s3';
+/** S3 client settings shared by the staging and public stores, and the count of their requests. */
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 
 export interface S3Settings {
   endpoint?: string;
@@ -21,4 +21,18 @@ export function s3ClientConfig(settings: S3Settings): S3ClientConfig {
     responseChecksumValidation: settings.checksumMode,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
   };
+}
+
+/** Told the command of every request a store sends (`PutObjectCommand`, ...): what S3 bills, for the metrics. */
+export type S3RequestCounter = (command: string) => void;
+
+/** Counts every command `client` sends, once (the SDK's retries of it are not counted again). */
+export function countRequests(client: Pick<S3Client, 'middlewareStack'>, count: S3RequestCounter): void {
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      count(context.commandName ?? 'unknown');
+      return next(args);
+    },
+    { step: 'initialize', name: 'tusgateCountRequests' },
+  );
 }

@@ -2,12 +2,15 @@
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { isArtifactKey } from './keys.ts';
 import type { PublicStore } from './public-store.ts';
+import { countRequests, type S3RequestCounter } from './s3-client.ts';
 
 export interface S3PublicStoreOptions {
   client: S3ClientConfig;
   bucket: string;
   keyPrefix: string;
   cacheControl: string;
+  /** Told of every request to S3 (metrics). */
+  countRequest?: S3RequestCounter;
 }
 
 /** Artifacts as objects in a bucket (served by a CDN or the bucket's own origin). A PUT is atomic in S3. */
@@ -16,6 +19,7 @@ export class S3PublicStore implements PublicStore {
 
   constructor(private readonly options: S3PublicStoreOptions) {
     this.client = new S3Client(options.client);
+    if (options.countRequest) countRequests(this.client, options.countRequest);
   }
 
   private objectKey(key: string): string {

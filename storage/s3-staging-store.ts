@@ -13,6 +13,8 @@
  *   once, read back once, deleted only after the part that holds their bytes is in S3;
  *   @tus/s3-store downloaded, deleted and re-uploaded its `.part` on every PATCH.
  * - getUpload: the offset is the parts plus the tail (a `.part` @tus/s3-store left counts).
+ *   `describe` is the upload without its offset: the `.info` alone, no listing (the gated
+ *   store knows the offset of an upload that nothing was staged for yet).
  * And three corrections of S3Store 2.0.7:
  * - a deferred-length upload is sized by our maximum, not by S3's 5 TiB (whose part size
  *   is 525 MiB);
@@ -33,6 +35,7 @@ import { writeParts } from './s3-part-writer.ts';
 import { type HeldLease, type Listing, ListingMemo } from './s3-listing-memo.ts';
 import { isMissingUpload, S3Tails } from './s3-tail.ts';
 import { TailCache } from './s3-tail-cache.ts';
+import { countRequests, type S3RequestCounter } from './s3-client.ts';
 import { lockKey } from './upload-locker.ts';
 
 export interface StagingS3StoreOptions {
@@ -44,14 +47,16 @@ export interface StagingS3StoreOptions {
   streamAfterBytes: number;
   /** UploadParts of one upload in flight at most. */
   partsInFlight: number;
-  /** Bounds of the maps that save S3 round trips: uploads created and not yet asked for, listings under a held lock. */
-  bounds: { freshUploads: number; heldListings: number };
+  /** Bounds of the maps that save S3 round trips: listings under a held lock. */
+  bounds: { heldListings: number };
   /** Tail bytes this process wrote, kept for the part they begin (for the whole process). */
   tailCacheBytes: number;
   /** The lease this process holds on an upload's lock: one S3 listing then serves a whole PATCH. */
   heldLease?: HeldLease;
   /** Whether this process still holds upload `id`'s lock, asked of its authority (UploadLocker.confirms); none: not checked. */
   confirmLock?: (id: string) => Promise<boolean>;
+  /** Told of every request to S3 (metrics). */
+  countRequest?: S3RequestCounter;
 }
 
 /** The multipart upload's id in an upload's `.info`; none: not created yet (or S3 dropped the empty value). */
@@ -61,25 +66,17 @@ export class StagingS3Store extends S3Store {
   private readonly tails: S3Tails;
   private readonly streamAfterBytes: number;
   private readonly partsInFlight: number;
-  private readonly maxFresh: number;
   private readonly listings: ListingMemo;
   private readonly confirmLock: ((id: string) => Promise<boolean>) | undefined;
-  /**
-   * @tus/server's POST asks for the upload right after creating it (for Upload-Expires),
-   * before the 201 that tells the client its URL: nobody can have written to it yet, so
-   * that one getUpload needs no S3 listing. Each entry is used once, and dropped by any
-   * write, declaration or removal.
-   */
-  private readonly fresh = new Map<string, Upload>();
 
   constructor(options: StagingS3StoreOptions) {
     super(options.s3);
+    if (options.countRequest) countRequests(this.client, options.countRequest);
     Object.defineProperty(this, 'maxUploadSize', { value: options.maxUploadBytes });
     this.tails = new S3Tails(this.client, this.bucket, new TailCache(options.tailCacheBytes));
     this.streamAfterBytes = options.streamAfterBytes;
     this.partsInFlight = options.partsInFlight;
     this.listings = new ListingMemo(options.heldLease, options.bounds.heldListings);
-    this.maxFresh = options.bounds.freshUploads;
     this.confirmLock = options.confirmLock;
   }
 
@@ -105,11 +102,6 @@ export class StagingS3Store extends S3Store {
     const { size } = upload;
     const needsParts = size !== undefined && size > this.calcOptimalPartSize(size);
     await this.saveMetadata(upload, needsParts ? await this.createMultipart(upload.id) : '');
-    // only when @tus/server's POST will ask for it (PostHandler: with an expiration)
-    if (this.getExpiration() > 0) {
-      if (this.fresh.size >= this.maxFresh) this.fresh.delete(this.fresh.keys().next().value ?? '');
-      this.fresh.set(upload.id, new Upload({ ...upload, offset: 0 }));
-    }
     return upload;
   }
 
@@ -147,7 +139,6 @@ export class StagingS3Store extends S3Store {
   }
 
   override async write(src: Readable, id: string, offset: number): Promise<number> {
-    this.fresh.delete(id);
     const metadata = await this.getMetadata(id);
     const { parts: listed, objects, whole } = await this.listing(id);
     this.listings.forget(id); // what this write does is not in it
@@ -197,19 +188,25 @@ export class StagingS3Store extends S3Store {
     await this.cache.set(id, { 'tus-version': TUS_RESUMABLE, 'upload-id': uploadId, file });
   }
 
-  override async getUpload(id: string): Promise<Upload> {
-    const fresh = this.fresh.get(id);
-    if (fresh) {
-      this.fresh.delete(id);
-      return fresh;
-    }
-    let metadata: Awaited<ReturnType<S3Store['getMetadata']>>;
+  /**
+   * The upload as its `.info` records it (from the metadata cache when it is there), with
+   * offset 0: what is staged is not listed. For a caller that knows nothing was staged.
+   */
+  async describe(id: string): Promise<Upload> {
+    const { file } = await this.metadataOf(id);
+    return new Upload({ ...file, offset: 0, size: file.size, storage: file.storage });
+  }
+
+  private async metadataOf(id: string): Promise<MetadataValue> {
     try {
-      metadata = await this.getMetadata(id);
+      return await this.getMetadata(id);
     } catch {
       throw ERRORS.FILE_NOT_FOUND;
     }
-    const { file } = metadata;
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    const { file } = await this.metadataOf(id);
     let listed: Listing;
     try {
       listed = await this.listing(id);
@@ -229,14 +226,12 @@ export class StagingS3Store extends S3Store {
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {
-    this.fresh.delete(id);
     this.listings.forget(id);
     await super.declareUploadLength(id, length);
     await this.clearCache(id);
   }
 
   override async remove(id: string): Promise<void> {
-    this.fresh.delete(id);
     this.listings.forget(id);
     let uploadId: string | undefined;
     try {

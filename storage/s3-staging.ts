@@ -11,6 +11,7 @@ import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { MetadataValue } from '@tus/s3-store';
 import type { KvStore } from '@tus/utils';
 import { appendBody, type BufferPool } from './file-write.ts';
+import type { S3RequestCounter } from './s3-client.ts';
 import type { HeldLease } from './s3-listing-memo.ts';
 import { StagingS3Store } from './s3-staging-store.ts';
 import { isNoSuchObject, StagedOriginalMissing, type StagingStore } from './staging.ts';
@@ -52,7 +53,7 @@ export interface S3StagingOptions {
   /** UploadParts of one upload in flight at most (the one being received included). */
   partsInFlight: number;
   /** Bounds of the in-memory maps that save S3 round trips (MEMORY_BOUNDS in server/config.ts). */
-  bounds: { freshUploads: number; heldListings: number };
+  bounds: { heldListings: number };
   /** Tail bytes this process wrote, kept in memory (for the whole process) so the part they begin is not downloaded back. */
   tailCacheBytes: number;
   /** The lease this process holds on an upload's lock (UploadLocker.leaseOf): one S3 listing then serves a whole PATCH. */
@@ -61,6 +62,8 @@ export interface S3StagingOptions {
   confirmLock?: (id: string) => Promise<boolean>;
   /** Buffers for writing downloaded originals (the file staging's write buffers). */
   writeBuffers: BufferPool;
+  /** Told of every request to S3 (metrics). */
+  countRequest?: S3RequestCounter;
 }
 
 export function createS3Staging(options: S3StagingOptions): StagingStore {
@@ -78,11 +81,13 @@ export function createS3Staging(options: S3StagingOptions): StagingStore {
     tailCacheBytes: options.tailCacheBytes,
     heldLease: options.heldLease,
     confirmLock: options.confirmLock,
+    countRequest: options.countRequest,
   });
   const tempDir = options.tempDir ?? os.tmpdir();
   const pool = options.writeBuffers;
   return {
     store,
+    describe: (id) => store.describe(id),
     async stagedFile(id) {
       await fs.mkdir(tempDir, { recursive: true });
       const file = path.join(tempDir, `tusgate-${id}-${randomBytes(4).toString('hex')}`);

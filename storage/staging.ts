@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type DataStore, ERRORS } from '@tus/utils';
+import { type DataStore, ERRORS, type Upload } from '@tus/utils';
 import { isNotFound } from './atomic-file.ts';
 import { CoalescingFileStore } from './file-write.ts';
 
@@ -24,6 +24,8 @@ export interface StagingStore {
   stagedFile(id: string): Promise<StagedFile>;
   /** The first `bytes` of an incomplete upload, where the store can read them back (not S3's parts). */
   readHead?(id: string, bytes: number): Promise<Buffer | undefined>;
+  /** The upload without its offset, where getUpload's offset costs more (S3: a listing); absent: getUpload. */
+  describe?(id: string): Promise<Upload>;
 }
 
 /** The staging store has no original for this upload (it was removed, or never completed). */

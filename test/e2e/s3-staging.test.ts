@@ -30,7 +30,10 @@ import { writeParts } from '../../storage/s3-part-writer.ts';
 import { S3Tails } from '../../storage/s3-tail.ts';
 import { TailCache } from '../../storage/s3-tail-cache.ts';
 import { lockKey, UploadLocker } from '../../storage/upload-locker.ts';
-import { emptyBucket, s3Client } from '../support/services.ts';
+import * as fixtures from '../support/fixtures.ts';
+import { create, head, patch } from '../support/http.ts';
+import { startServer } from '../support/server.ts';
+import { emptyBucket, s3Client, s3Env } from '../support/services.ts';
 
 const services = inject('services');
 const KiB = 1024;
@@ -407,13 +410,19 @@ describe('S3 staging write path', () => {
     expect(await multipartsOf(id)).toBe(0);
   });
 
-  it("the creating request's own question needs no listing (nobody knows the upload yet); the next one lists", async () => {
-    const { store } = createS3Staging({ ...settings(), expirationMs: 60_000 });
+  it('describe answers from the .info alone: no listing, offset 0 whatever is staged; getUpload lists', async () => {
+    const commands: string[] = [];
+    const { store, describe } = createS3Staging({ ...settings(), countRequest: (command) => commands.push(command) });
     const id = await created(6 * MiB, store);
-    // bytes no one could have sent yet: the answer that follows creation does not look
+    expect(commands).toEqual(['CreateMultipartUploadCommand', 'PutObjectCommand']);
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}.part`, Body: randomBytes(1000), Metadata: { 'tus-start': '0' } }));
-    expect((await store.getUpload(id)).offset).toBe(0);
+    commands.length = 0;
+    expect(await describe?.(id)).toMatchObject({ id, offset: 0, size: 6 * MiB });
+    expect(commands).toEqual([]); // the .info from the metadata cache, nothing listed
+    expect(await staging().describe?.(id)).toMatchObject({ id, offset: 0, size: 6 * MiB }); // another instance reads the .info
     expect((await store.getUpload(id)).offset).toBe(1000);
+    expect(commands.sort()).toEqual(['HeadObjectCommand', 'ListObjectsV2Command', 'ListPartsCommand']); // the `.part` is read for its start
+    await expect(staging().describe?.(randomBytes(16).toString('hex'))).rejects.toMatchObject({ status_code: 404 });
     await store.remove(id);
   });
 
@@ -426,6 +435,38 @@ describe('S3 staging write path', () => {
     await store.remove(id); // gone already: nothing to do, no error
     await expect(store.getUpload(id)).rejects.toMatchObject({ status_code: 404 });
   });
+});
+
+describe('S3 requests of an upload, through the server', () => {
+  /** The server's tusgate_s3_requests_total of the staging store, by command. */
+  async function stagingRequests(url: string): Promise<Record<string, number>> {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const counts: Record<string, number> = {};
+    for (const match of text.matchAll(/^tusgate_s3_requests_total\{store="staging",command="(\w+)"\} (\d+)$/gm)) counts[match[1] ?? ''] = Number(match[2]);
+    return counts;
+  }
+  const since = (before: Record<string, number>, after: Record<string, number>) =>
+    Object.fromEntries(Object.entries(after).filter(([command, n]) => n !== (before[command] ?? 0)).map(([command, n]) => [command, n - (before[command] ?? 0)]));
+
+  for (const redis of [false, true]) {
+    it(`a pending upload is answered without a listing; its PATCH lists once, its finish once${redis ? ' (Redis)' : ''}`, async () => {
+      const server = await startServer({ env: { ...s3Env(services, { staging: bucket }, redis), OUTPUT_LONG_EDGE: '256' } });
+      try {
+        const image = await fixtures.jpeg(640, 480);
+        const data = Buffer.concat([image, randomBytes(2 * MiB)]); // one part: one PutObject of the object
+        let before = await stagingRequests(server.url);
+        const url = await create(server.endpoint, data.length);
+        expect((await head(url)).headers['upload-offset']).toBe('0');
+        expect(since(before, await stagingRequests(server.url))).toEqual({ PutObjectCommand: 1 }); // the .info
+        before = await stagingRequests(server.url);
+        expect((await patch(url, 0, data)).status).toBe(200); // the finish's answer
+        // the PATCH: one listing, the object; the finish: the object and the `.info` read, a listing, one DeleteObjects
+        expect(since(before, await stagingRequests(server.url))).toEqual({ ListObjectsV2Command: 2, PutObjectCommand: 1, GetObjectCommand: 2, DeleteObjectsCommand: 1 });
+      } finally {
+        await server.stop();
+      }
+    });
+  }
 });
 
 describe('UploadParts in flight', () => {

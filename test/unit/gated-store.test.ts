@@ -165,6 +165,31 @@ describe('GatedStore', () => {
     expect(sha(staged(id))).toBe(sha(data));
   });
 
+  it('a state that came back older (pending, nothing held) over staged bytes: 409, repaired, never written at 0', async () => {
+    const header = await fixtures.jpeg(640, 480);
+    const data = Buffer.concat([header, fixtures.randomBytesOf(600 * 1024)]);
+    const store = gatedStore();
+    const id = await created(store, data.length);
+    const record = path.join(dir, 'state', `${id}.json`);
+    const older = fs.readFileSync(record); // pending, held 0: as a Redis snapshot taken now would have it
+    expect(await write(store, body(data.subarray(0, 400 * 1024)), id, 0)).toBe(400 * 1024);
+    fs.writeFileSync(record, older); // the state store comes back older than the staged bytes
+
+    // another instance, without this one's cache of allowed uploads: the pending state answers
+    // its held bytes without asking staging; the write asks staging before it acts
+    const other = gatedStore();
+    expect((await other.getUpload(id)).offset).toBe(0);
+    await expect(write(other, body(data), id, 0)).rejects.toMatchObject({ status_code: 409 });
+    expect(sha(staged(id))).toBe(sha(data.subarray(0, 400 * 1024))); // nothing written over the staged bytes
+    expect((await other.getUpload(id)).offset).toBe(400 * 1024);
+    expect(JSON.parse(fs.readFileSync(record, 'utf8'))).toMatchObject({ phase: 'allowed' });
+
+    const restarted = gatedStore();
+    expect((await restarted.getUpload(id)).offset).toBe(400 * 1024);
+    expect(await write(restarted, body(data.subarray(400 * 1024)), id, 400 * 1024)).toBe(data.length);
+    expect(sha(staged(id))).toBe(sha(data));
+  });
+
   it('judges staged bytes again when their state is lost, and refuses what the gate refuses', async () => {
     const store = gatedStore();
     const id = await created(store, 10_000);
