@@ -14,7 +14,7 @@ import { admission, type AdmissionDeps } from './admission.ts';
 import { isLoopback } from './config.ts';
 import { identifier, type IdentityDeps } from './identity.ts';
 import { NO_SUCH_ID, preflight, sameSecret, sendRefusal, serveMetrics } from './responses.ts';
-import { isStoreOutage, storeOutage } from './tus-errors.ts';
+import { outageRefusal } from './tus-errors.ts';
 import { deleteHandler, statusHandler, type StatusDeps } from './status.ts';
 import { isId } from '../storage/keys.ts';
 import { tusHandler } from './tus.ts';
@@ -83,9 +83,10 @@ function lastResort(log: Logger): Koa.Middleware {
         ctx.res.destroy();
         return;
       }
-      if (isStoreOutage(error)) {
+      const outage = outageRefusal(error);
+      if (outage) {
         ctx.set('Retry-After', '5');
-        return sendRefusal(ctx, storeOutage());
+        return sendRefusal(ctx, outage);
       }
       refuse(ctx, 'E_INTERNAL', `Internal server error (request id ${String(ctx.response.get('X-Request-Id'))}).`);
     }

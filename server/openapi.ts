@@ -281,7 +281,7 @@ const ANY_REQUEST: ErrorCode[] = ['E_BAD_REQUEST', 'E_HEADERS_TOO_LARGE', 'E_REQ
 /** Who sends it (AUTH_MODE jwt or hook). */
 const AUTH: ErrorCode[] = ['E_UNAUTHENTICATED', 'E_FORBIDDEN', 'E_AUTH_UNAVAILABLE'];
 /** Every tus method but OPTIONS: the protocol checks, the id, the state store. */
-const TUS_ANY: ErrorCode[] = [...ANY_REQUEST, ...AUTH, 'E_TUS_VERSION', 'E_NOT_FOUND', 'E_METADATA_INVALID', 'E_STATE_UNAVAILABLE'];
+const TUS_ANY: ErrorCode[] = [...ANY_REQUEST, ...AUTH, 'E_TUS_VERSION', 'E_NOT_FOUND', 'E_METADATA_INVALID', 'E_STATE_UNAVAILABLE', 'E_STORAGE_UNAVAILABLE'];
 /** The gate's verdicts on the first bytes (and an application's onVerdict). */
 const GATE: ErrorCode[] = [
   'E_EMPTY_UPLOAD',

@@ -4,6 +4,7 @@
  */
 import { ERRORS } from '@tus/utils';
 import { ERROR_STATUS, groupDigits, Refusal, isRefusal, type ErrorBody, type ErrorCode } from '../hooks/errors.ts';
+import { isS3Outage } from '../storage/s3-client.ts';
 import { StateUnavailableError } from '../storage/upload-state.ts';
 import type { Config } from './config.ts';
 
@@ -35,28 +36,40 @@ export function tusErrorTable(config: Config): Map<unknown, Refusal> {
  * Maps an error thrown inside @tus/server to the response to send. Refusals pass as they are;
  * anything unknown is an internal error: logged with its stack, answered without one.
  */
-export function mapTusError(error: unknown, table: Map<unknown, Refusal>, onInternal: (error: unknown) => string): Mapped {
+export function mapTusError(
+  error: unknown,
+  table: Map<unknown, Refusal>,
+  onInternal: (error: unknown) => string,
+  onOutage: (error: unknown, refusal: Refusal) => void,
+): Mapped {
   if (isRefusal(error)) return error;
   const known = table.get(error) ?? (isOverrun(error) ? table.get(ERRORS.ERR_SIZE_EXCEEDED) : undefined);
   if (known) return known;
-  if (isStoreOutage(error)) {
-    onInternal(error);
-    return storeOutage();
+  const outage = outageRefusal(error);
+  if (outage) {
+    onOutage(error, outage);
+    return outage;
   }
   const requestId = onInternal(error);
   return new Refusal('E_INTERNAL', `Internal server error (request id ${requestId}); the upload can be resumed.`);
 }
 
-/** The state store (Redis) could not be reached: an outage, retryable, not a bug (on every route). */
-export function isStoreOutage(error: unknown): boolean {
+/**
+ * A store could not be reached: an outage, retryable, not a bug (on every route). The S3
+ * staging store (no answer, or a 5xx) is E_STORAGE_UNAVAILABLE; the state store (Redis),
+ * E_STATE_UNAVAILABLE. Either way the client is told to retry, never that the upload is gone.
+ */
+export function outageRefusal(error: unknown): Refusal | undefined {
+  if (isS3Outage(error)) return new Refusal('E_STORAGE_UNAVAILABLE', 'The staging store (S3) cannot be reached; nothing was lost: retry in a moment.');
+  if (isStateOutage(error)) return new Refusal('E_STATE_UNAVAILABLE', 'The upload state store is unavailable; nothing was lost: retry in a moment.');
+  return undefined;
+}
+
+function isStateOutage(error: unknown): boolean {
   if (error instanceof StateUnavailableError) return true;
   if (!(error instanceof Error)) return false;
   // ioredis gave up on a command (Redis restarting, unreachable)
   return error.name === 'MaxRetriesPerRequestError' || /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE/.test(error.message);
-}
-
-export function storeOutage(): Refusal {
-  return new Refusal('E_STATE_UNAVAILABLE', 'The upload state store is unavailable; nothing was lost: retry in a moment.');
 }
 
 /**

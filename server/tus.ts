@@ -143,12 +143,16 @@ export function createTusServer({ config, profiles, store, finisher, log, metric
     },
 
     onResponseError(req, error) {
-      return mapTusError(error, errors, (internal) => {
-        const nodeReq = nodeRequestOf(req);
-        const reqLog = requestLogger(nodeReq, log);
-        reqLog.error({ err: internal }, 'internal error in the tus handler');
-        return String(nodeReq?.headers['x-request-id'] ?? reqLog.bindings().reqId ?? 'unknown');
-      });
+      const reqLog = requestLogger(nodeRequestOf(req), log);
+      return mapTusError(
+        error,
+        errors,
+        (internal) => {
+          reqLog.error({ err: internal }, 'internal error in the tus handler');
+          return String(nodeRequestOf(req)?.headers['x-request-id'] ?? reqLog.bindings().reqId ?? 'unknown');
+        },
+        (outage, refusal) => reqLog.warn({ err: outage, code: refusal.code }, 'store unavailable: the client is told to retry'),
+      );
     },
   });
   streamNodeBodies(server, store);

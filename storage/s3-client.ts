@@ -1,5 +1,6 @@
-/** S3 client settings shared by the staging and public stores, and the count of their requests. */
+/** S3 client settings shared by the staging and public stores, the count of their requests, and what an outage looks like. */
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import { z } from 'zod';
 
 export interface S3Settings {
   endpoint?: string;
@@ -35,4 +36,19 @@ export function countRequests(client: Pick<S3Client, 'middlewareStack'>, count: 
     },
     { step: 'initialize', name: 'tusgateCountRequests' },
   );
+}
+
+/** Every error the SDK throws carries `$metadata`; S3's own answers have their HTTP status in it. */
+const sdkError = z.object({ $metadata: z.object({ httpStatusCode: z.number().optional() }) });
+
+/**
+ * S3 could not be reached or failed on its side: no HTTP answer (refused, reset, timed out,
+ * after the SDK's retries) or a 5xx (InternalError, SlowDown, ServiceUnavailable). S3's 4xx
+ * answers (NoSuchKey, AccessDenied) are not outages.
+ */
+export function isS3Outage(error: unknown): boolean {
+  const parsed = sdkError.safeParse(error);
+  if (!parsed.success) return false;
+  const status = parsed.data.$metadata.httpStatusCode;
+  return status === undefined || status >= 500;
 }

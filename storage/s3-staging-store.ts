@@ -33,7 +33,7 @@ import type { MetadataValue } from '@tus/s3-store';
 import { LeaseLostError } from './fenced-stream.ts';
 import { writeParts } from './s3-part-writer.ts';
 import { type HeldLease, type Listing, ListingMemo } from './s3-listing-memo.ts';
-import { isMissingUpload, S3Tails } from './s3-tail.ts';
+import { isMissingObject, isMissingUpload, S3Tails } from './s3-tail.ts';
 import { TailCache } from './s3-tail-cache.ts';
 import { countRequests, type S3RequestCounter } from './s3-client.ts';
 import { lockKey } from './upload-locker.ts';
@@ -197,11 +197,13 @@ export class StagingS3Store extends S3Store {
     return new Upload({ ...file, offset: 0, size: file.size, storage: file.storage });
   }
 
+  /** The upload's `.info`; only an `.info` S3 says is not there is "no such upload" (an outage is an error, never a 404). */
   private async metadataOf(id: string): Promise<MetadataValue> {
     try {
       return await this.getMetadata(id);
-    } catch {
-      throw ERRORS.FILE_NOT_FOUND;
+    } catch (error) {
+      if (isMissingObject(error)) throw ERRORS.FILE_NOT_FOUND;
+      throw error;
     }
   }
 
@@ -236,8 +238,9 @@ export class StagingS3Store extends S3Store {
     let uploadId: string | undefined;
     try {
       uploadId = uploadIdOf(await this.getMetadata(id));
-    } catch {
-      // no `.info`: delete whatever else is left of the upload
+    } catch (error) {
+      // no `.info`: delete whatever else is left of the upload (an outage is thrown: its multipart upload would be left open)
+      if (!isMissingObject(error)) throw error;
     }
     const abort = async () => {
       if (!uploadId) return;
