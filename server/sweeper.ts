@@ -105,7 +105,9 @@ async function orphans(core: Core, config: Config, now: number): Promise<string[
   for (const entry of entries) {
     const id = entry.slice(0, -'.json'.length);
     if (!entry.endsWith('.json') || !isId(id) || (await core.stores.states.get(id))) continue;
-    const upload = await core.stores.staging.store.getUpload(id).catch(() => undefined);
+    // a record that cannot be read is not swept: only what is known to be old (or gone) is
+    const upload = await core.stores.staging.store.getUpload(id).catch((error: unknown) => (isMissing(error) ? undefined : 'unreadable'));
+    if (upload === 'unreadable') continue;
     const created = upload?.creation_date ? Date.parse(upload.creation_date) : 0;
     if (created + config.UPLOAD_EXPIRES_AFTER_MS <= now) ids.push(id);
   }

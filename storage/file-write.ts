@@ -21,6 +21,7 @@ import type { Readable } from 'node:stream';
 import { FileStore } from '@tus/file-store';
 import { ERRORS } from '@tus/utils';
 import { freeBuffer as release } from './free-buffer.ts';
+import { FileUploadInfoStore } from './file-upload-info.ts';
 
 /** A body chunk's size (the socket's reads): a smaller write buffer would split every chunk. */
 export const SMALL_BUFFER_BYTES = 64 * 1024;
@@ -148,7 +149,8 @@ export class CoalescingFileStore extends FileStore {
   private readonly dir: string;
 
   constructor({ directory, expirationMs, bufferBytes, keepBuffers, budgetBytes }: CoalescingFileStoreOptions) {
-    super({ directory, expirationPeriodInMilliseconds: expirationMs });
+    // the `<id>.json` records: absent is absent, anything else an error (file-upload-info.ts)
+    super({ directory, expirationPeriodInMilliseconds: expirationMs, configstore: new FileUploadInfoStore(directory) });
     this.dir = directory;
     this.pool = new BufferPool(bufferBytes, keepBuffers, budgetBytes);
   }

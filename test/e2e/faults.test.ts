@@ -6,6 +6,7 @@
  * Each test owns what it starts and removes it.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -258,6 +259,27 @@ describe('`npm run sweep` beside a running server (file staging, no Redis)', () 
     expect(sweep.code, sweep.stderr).toBe(0);
     expect(sweepResult(sweep.stdout), sweep.stdout).toMatchObject({ ran: true, uploads: 1, skipped: 0 });
     expect([404, 410]).toContain((await head(url)).status);
+  }, 60_000);
+
+  it('an expired upload without state is removed, one whose staging record cannot be read is not', async () => {
+    const env = { UPLOAD_EXPIRES_AFTER_MS: '1000', SWEEP_INTERVAL_MS: '0', LOCK_TTL_MS: '1500' };
+    const server = await start(env);
+    const image = await fixtures.noisyJpeg(800, 600);
+    const [readable, unreadable] = [await create(server.endpoint, image.length), await create(server.endpoint, image.length)].map(idOf) as [string, string];
+    for (const id of [readable, unreadable]) {
+      expect((await patch(`${server.endpoint}${id}`, 0, image.subarray(0, 100 * KiB))).status).toBe(204); // allowed, staged
+    }
+    await server.stop();
+    const staged = path.join(server.dataDir, 'staging');
+    for (const id of [readable, unreadable]) fs.rmSync(path.join(server.dataDir, 'state', `${id}.json`)); // the state is lost
+    fs.rmSync(path.join(staged, `${unreadable}.json`));
+    fs.mkdirSync(path.join(staged, `${unreadable}.json`)); // reading it fails, as EIO or EMFILE would
+    await sleep(1_000 + 300);
+    const sweep = await runSweep({ ...env, DATA_DIR: server.dataDir, LOG_LEVEL: 'warn' });
+    expect(sweep.code, sweep.stderr).toBe(0);
+    expect(sweepResult(sweep.stdout), sweep.stdout).toMatchObject({ ran: true, uploads: 1 });
+    expect(fs.existsSync(path.join(staged, readable))).toBe(false);
+    expect(fs.statSync(path.join(staged, unreadable)).size).toBe(100 * KiB); // not taken for a missing upload
   }, 60_000);
 });
 
