@@ -36,6 +36,7 @@ import { type HeldLease, type Listing, ListingMemo } from './s3-listing-memo.ts'
 import { isMissingObject, isMissingUpload, S3Tails } from './s3-tail.ts';
 import { TailCache } from './s3-tail-cache.ts';
 import { countRequests, type S3RequestCounter } from './s3-client.ts';
+import { parseCached, parseInfo } from './s3-info.ts';
 import { lockKey } from './upload-locker.ts';
 
 export interface StagingS3StoreOptions {
@@ -195,6 +196,17 @@ export class StagingS3Store extends S3Store {
   async describe(id: string): Promise<Upload> {
     const { file } = await this.metadataOf(id);
     return new Upload({ ...file, offset: 0, size: file.size, storage: file.storage });
+  }
+
+  /** The upload's `.info`, from the metadata cache when it is there, parsed either way (s3-info.ts). */
+  protected override async getMetadata(id: string): Promise<MetadataValue> {
+    const cached: unknown = await this.cache.get(id);
+    if (cached) return parseCached(id, cached);
+    const { Metadata, Body } = await this.client.getObject({ Bucket: this.bucket, Key: this.infoKey(id) });
+    if (!Body) throw new Error(`upload ${id}: its .info has no body`);
+    const value = parseInfo(id, await Body.transformToString(), Metadata);
+    await this.cache.set(id, value);
+    return value;
   }
 
   /** The upload's `.info`; only an `.info` S3 says is not there is "no such upload" (an outage is an error, never a 404). */

@@ -426,6 +426,22 @@ describe('S3 staging write path', () => {
     await store.remove(id);
   });
 
+  it('an .info that is not an upload record is an error, never a 404 or a deferred length', async () => {
+    const id = await created(6 * MiB);
+    const info = { id, size: 6 * MiB, offset: 0, metadata: { filename: 'a.jpg' }, creation_date: new Date().toISOString() };
+    const put = (body: string) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${id}.info`, Body: body, Metadata: { 'tus-version': '1.0.0' } }));
+    // S3Store's parse read a size that is not a number as a deferred length (Upload-Defer-Length)
+    for (const body of [JSON.stringify({ ...info, size: String(6 * MiB) }), JSON.stringify({ ...info, offset: 'none' }), JSON.stringify({ ...info, id: randomBytes(16).toString('hex') }), '{"id":']) {
+      await put(body);
+      const error = await staging().store.getUpload(id).catch((e: unknown) => e);
+      expect(error, body).toBeInstanceOf(Error);
+      expect(String(error), body).toMatch(/\.info/);
+    }
+    await put(JSON.stringify({ ...info, offset: '0' })); // as older @tus/s3-store versions may have written it
+    expect(await staging().describe?.(id)).toMatchObject({ id, size: 6 * MiB, metadata: { filename: 'a.jpg' } });
+    await staging().store.remove(id);
+  });
+
   it('an offset that is not the staged one is refused before a byte is written', async () => {
     const { store } = staging();
     const id = await created(6 * MiB, store);
