@@ -6,7 +6,7 @@
 import type { MetadataValue } from '@tus/s3-store';
 import { TUS_RESUMABLE } from '@tus/utils';
 import { z } from 'zod';
-import { parseJson, uploadFromRecord } from './upload-record.ts';
+import { parseJson, uploadFromRecord, UploadRecordError } from './upload-record.ts';
 
 const cachedValue = z.object({
   'tus-version': z.string().optional(),
@@ -23,7 +23,7 @@ export function parseInfo(id: string, body: string, metadata: Record<string, str
 /** A metadata cache entry (in memory: this process's own value; in Redis: JSON another process wrote). */
 export function parseCached(id: string, value: unknown): MetadataValue {
   const parsed = cachedValue.safeParse(value);
-  if (!parsed.success) throw new Error(`upload ${id}: its cached .info is not a metadata entry: ${parsed.error.message}`);
+  if (!parsed.success) throw new UploadRecordError(`upload ${id}: its cached .info is not a metadata entry: ${parsed.error.message}`);
   const { 'tus-version': version, 'upload-id': uploadId, file } = parsed.data;
   return { 'tus-version': version ?? TUS_RESUMABLE, 'upload-id': uploadId ?? '', file: uploadFromRecord(id, file, 'its cached .info') };
 }

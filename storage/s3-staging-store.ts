@@ -37,6 +37,7 @@ import { isMissingObject, isMissingUpload, S3Tails } from './s3-tail.ts';
 import { TailCache } from './s3-tail-cache.ts';
 import { countRequests, type S3RequestCounter } from './s3-client.ts';
 import { parseCached, parseInfo } from './s3-info.ts';
+import { UploadRecordError } from './upload-record.ts';
 import { lockKey } from './upload-locker.ts';
 
 export interface StagingS3StoreOptions {
@@ -251,8 +252,9 @@ export class StagingS3Store extends S3Store {
     try {
       uploadId = uploadIdOf(await this.getMetadata(id));
     } catch (error) {
-      // no `.info`: delete whatever else is left of the upload (an outage is thrown: its multipart upload would be left open)
-      if (!isMissingObject(error)) throw error;
+      // no `.info`, or one that is not an upload record: delete whatever else is left of the
+      // upload; anything else (an outage) is thrown, or its multipart upload would be left open
+      if (!isMissingObject(error) && !(error instanceof UploadRecordError)) throw error;
     }
     const abort = async () => {
       if (!uploadId) return;

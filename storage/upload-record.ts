@@ -8,6 +8,11 @@ import { z } from 'zod';
 
 const count = z.number().int().nonnegative();
 
+/** A stored upload record that is not one (torn, foreign, of another shape): an error, never "no such upload". */
+export class UploadRecordError extends Error {
+  override name = 'UploadRecordError';
+}
+
 export const uploadRecord = z.object({
   id: z.string(),
   /** Absent (or null: JSON's NaN) while the length is deferred. */
@@ -22,9 +27,9 @@ export const uploadRecord = z.object({
 /** The Upload `value` records; an error naming `what` (e.g. "its .info") when it is not the record of upload `id`. */
 export function uploadFromRecord(id: string, value: unknown, what: string): Upload {
   const parsed = uploadRecord.safeParse(value);
-  if (!parsed.success) throw new Error(`upload ${id}: ${what} is not an upload record: ${parsed.error.message}`);
+  if (!parsed.success) throw new UploadRecordError(`upload ${id}: ${what} is not an upload record: ${parsed.error.message}`);
   const record = parsed.data;
-  if (record.id !== id) throw new Error(`upload ${id}: ${what} is the record of upload ${record.id}`);
+  if (record.id !== id) throw new UploadRecordError(`upload ${id}: ${what} is the record of upload ${record.id}`);
   return new Upload({
     id,
     size: record.size ?? undefined,
@@ -40,6 +45,6 @@ export function parseJson(id: string, text: string, what: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new Error(`upload ${id}: ${what} is not JSON`, { cause: error });
+    throw new UploadRecordError(`upload ${id}: ${what} is not JSON`, { cause: error });
   }
 }

@@ -440,6 +440,13 @@ describe('S3 staging write path', () => {
     await put(JSON.stringify({ ...info, offset: '0' })); // as older @tus/s3-store versions may have written it
     expect(await staging().describe?.(id)).toMatchObject({ id, size: 6 * MiB, metadata: { filename: 'a.jpg' } });
     await staging().store.remove(id);
+
+    // an upload whose .info is torn can still be removed: everything of it goes
+    const torn = await created(MiB);
+    await staging().store.write(body(randomBytes(100 * KiB)), torn, 0); // a tail object
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${torn}.info`, Body: '{"id":' }));
+    await staging().store.remove(torn);
+    expect(await keysOf(torn)).toEqual([]);
   });
 
   it('an offset that is not the staged one is refused before a byte is written', async () => {
