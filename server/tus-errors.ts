@@ -55,12 +55,12 @@ export function mapTusError(
 }
 
 /**
- * A store could not be reached: an outage, retryable, not a bug (on every route). The S3
- * staging store (no answer, or a 5xx) is E_STORAGE_UNAVAILABLE; the state store (Redis),
+ * A store could not be reached: an outage, retryable, not a bug (on every route). S3, the
+ * staging or the public store (no answer, or a 5xx), is E_STORAGE_UNAVAILABLE; the state store (Redis),
  * E_STATE_UNAVAILABLE. Either way the client is told to retry, never that the upload is gone.
  */
 export function outageRefusal(error: unknown): Refusal | undefined {
-  if (isS3Outage(error)) return new Refusal('E_STORAGE_UNAVAILABLE', 'The staging store (S3) cannot be reached; nothing was lost: retry in a moment.');
+  if (isS3Outage(error)) return new Refusal('E_STORAGE_UNAVAILABLE', 'The storage service (S3) cannot be reached; nothing was lost: retry in a moment.');
   if (isStateOutage(error)) return new Refusal('E_STATE_UNAVAILABLE', 'The upload state store is unavailable; nothing was lost: retry in a moment.');
   return undefined;
 }

@@ -55,7 +55,7 @@ describe('S3 staging unreachable', () => {
     expect((await head(url)).status).toBe(503); // a HEAD response has no body
     const refused = await patch(url, 6 * MiB, image.subarray(6 * MiB));
     expect(refused.status).toBe(503);
-    expect(refused.json<ErrorJson>().error).toMatchObject({ code: 'E_STORAGE_UNAVAILABLE', message: expect.stringMatching(/staging store/) });
+    expect(refused.json<ErrorJson>().error).toMatchObject({ code: 'E_STORAGE_UNAVAILABLE', message: expect.stringMatching(/storage service \(S3\) cannot be reached/) });
     expect(refused.body).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
     const creation = await request(server.endpoint, { method: 'POST', headers: { ...TUS, 'Upload-Length': String(image.length) } });
     expect([creation.status, creation.json<ErrorJson>().error.code, creation.headers.location]).toEqual([503, 'E_STORAGE_UNAVAILABLE', undefined]);
