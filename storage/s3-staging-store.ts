@@ -163,8 +163,8 @@ export class StagingS3Store extends S3Store {
       if (!written.whole) await this.finishMultipartUpload({ ...metadata, 'upload-id': await multipartId() }, written.parts);
       // No rewrite of the `.info` with `Tus-Completed=true` (S3Store's completeMetadata): a
       // complete upload is finished and all its objects removed; until then only its object
-      // is read, which no lifecycle rule of ours expires (README, "S3").
-      await this.clearCache(id);
+      // is read, which no lifecycle rule of ours expires (README, "S3"). Its cache entry stays
+      // until `remove` (the finish's), which then needs no GetObject of the `.info`.
     }
     return written.offset;
   }

@@ -331,7 +331,7 @@ export function markdown(results: Results): string {
     [
       '```sh',
       'npm ci',
-      'npm run bench            # all seven, then rewrites docs/benchmarks.md and the charts next to it (docs/bench-*.svg)',
+      'npm run bench            # all ten, then rewrites docs/benchmarks.md and the charts next to it (docs/bench-*.svg)',
       '```',
       '',
       '- **Node 24 LTS** is the recommended runtime (Node 20 left maintenance in April 2026; the AWS SDK drops it in January 2027). The bench runs on whichever `node` is first on PATH (the servers it starts use the same `process.execPath`), and reports its version in the machine table, in the first line of this page and in the summary header it prints. Where the machine\'s node is older, install Node 24 from the npm registry\'s `node` package into a folder of its own and put it first on PATH, as .ci/run does for the test suite:',
