@@ -13,7 +13,7 @@ export class UploadRecordError extends Error {
   override name = 'UploadRecordError';
 }
 
-export const uploadRecord = z.object({
+const uploadRecord = z.object({
   id: z.string(),
   /** Absent (or null: JSON's NaN) while the length is deferred. */
   size: count.nullish(),
