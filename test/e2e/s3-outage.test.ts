@@ -5,6 +5,7 @@
  * and the upload resumes where it was once S3 is back.
  */
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import * as fixtures from '../support/fixtures.ts';
 import { create, head, patch, request, TUS } from '../support/http.ts';
@@ -20,6 +21,7 @@ const bucket = `s3outage-${Date.now().toString(36)}`;
 const s3 = s3Client(services);
 let proxy: TcpProxy;
 let server: RunningServer | undefined;
+const dataDir = tempDir();
 
 beforeAll(async () => {
   await createBuckets(s3, bucket);
@@ -30,6 +32,7 @@ afterAll(async () => {
   await server?.stop();
   await proxy.close();
   await emptyBucket(s3, bucket);
+  fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
 interface ErrorJson {
@@ -40,7 +43,6 @@ describe('S3 staging unreachable', () => {
   it('HEAD, PATCH and POST answer 503 E_STORAGE_UNAVAILABLE, never 404; once S3 is back the upload resumes where it was', async () => {
     const viaProxy = { ...services, s3: { ...services.s3, endpoint: `http://127.0.0.1:${proxy.port}` } };
     const env = s3Env(viaProxy, { staging: bucket }, false);
-    const dataDir = tempDir();
     server = await startServer({ dataDir, env });
     const image = Buffer.concat([await fixtures.jpeg(640, 480), fixtures.randomBytesOf(7 * MiB)]);
     const url = await create(server.endpoint, image.length);
