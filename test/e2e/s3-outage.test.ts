@@ -1,11 +1,13 @@
 /**
- * S3 staging that cannot be reached (a TCP proxy in front of the suite's Ceph RGW, cut and
+ * S3 that cannot be reached (a TCP proxy in front of the suite's Ceph RGW, cut and
  * restored): an upload's requests fail closed with 503 E_STORAGE_UNAVAILABLE, never 404
  * (which tells tus-js-client and Uppy to forget the upload and start again from byte 0),
- * and the upload resumes where it was once S3 is back.
+ * and the upload resumes where it was once S3 is back; a DELETE of an artifact in the
+ * public store is refused the same way and keeps it.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import * as fixtures from '../support/fixtures.ts';
 import { create, head, patch, request, TUS } from '../support/http.ts';
@@ -22,6 +24,7 @@ const s3 = s3Client(services);
 let proxy: TcpProxy;
 let server: RunningServer | undefined;
 const dataDir = tempDir();
+const publicDataDir = tempDir();
 
 beforeAll(async () => {
   await createBuckets(s3, bucket);
@@ -32,14 +35,14 @@ afterAll(async () => {
   await server?.stop();
   await proxy.close();
   await emptyBucket(s3, bucket);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  for (const dir of [dataDir, publicDataDir]) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 interface ErrorJson {
   error: { code: string; message: string };
 }
 
-describe('S3 staging unreachable', () => {
+describe('S3 unreachable', () => {
   it('HEAD, PATCH and POST answer 503 E_STORAGE_UNAVAILABLE, never 404; once S3 is back the upload resumes where it was', async () => {
     const viaProxy = { ...services, s3: { ...services.s3, endpoint: `http://127.0.0.1:${proxy.port}` } };
     const env = s3Env(viaProxy, { staging: bucket }, false);
@@ -72,5 +75,30 @@ describe('S3 staging unreachable', () => {
     const outcome = await upload(server.endpoint, image, { uploadUrl: url });
     expect(outcome).toMatchObject({ ok: true, url, status: 200 });
     expect(outcome.body).toMatchObject({ format: 'webp', width: 640, height: 480, original: { bytes: image.length, sha256: sha(image) } });
+  });
+
+  it('DELETE /uploads/:id of a published artifact, the public store unreachable: 503 E_STORAGE_UNAVAILABLE with Retry-After, the artifact kept; once S3 is back, 204', async () => {
+    const viaProxy = { ...services, s3: { ...services.s3, endpoint: `http://127.0.0.1:${proxy.port}` } };
+    await proxy.restore(); // whatever the test before left
+    await server?.stop();
+    server = await startServer({ dataDir: publicDataDir, env: s3Env(viaProxy, { public: bucket }, false) });
+    const image = await fixtures.jpeg(640, 480);
+    const outcome = await upload(server.endpoint, image);
+    expect(outcome).toMatchObject({ ok: true, status: 200 });
+    const { id, url } = outcome.body as { id: string; url: string };
+    const status = `${server.url}/uploads/${id}`;
+    const artifact = () => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `media/${url.split('/media/')[1] ?? ''}` })).then(() => true, () => false);
+    expect(await artifact()).toBe(true);
+
+    await proxy.cut();
+    const refused = await request(status, { method: 'DELETE' });
+    expect([refused.status, refused.json<ErrorJson>().error.code, refused.headers['retry-after']]).toEqual([503, 'E_STORAGE_UNAVAILABLE', '5']);
+    expect((await request(status)).json()).toMatchObject({ state: 'done', id });
+    expect(await artifact()).toBe(true);
+
+    await proxy.restore();
+    expect((await request(status, { method: 'DELETE' })).status).toBe(204);
+    expect((await request(status)).json()).toMatchObject({ state: 'deleted' });
+    expect(await artifact()).toBe(false);
   });
 });
