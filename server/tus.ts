@@ -143,13 +143,14 @@ export function createTusServer({ config, profiles, store, finisher, log, metric
     },
 
     onResponseError(req, error) {
-      const reqLog = requestLogger(nodeRequestOf(req), log);
+      const nodeReq = nodeRequestOf(req);
+      const reqLog = requestLogger(nodeReq, log);
       return mapTusError(
         error,
         errors,
         (internal) => {
           reqLog.error({ err: internal }, 'internal error in the tus handler');
-          return String(nodeRequestOf(req)?.headers['x-request-id'] ?? reqLog.bindings().reqId ?? 'unknown');
+          return String(nodeReq?.headers['x-request-id'] ?? reqLog.bindings().reqId ?? 'unknown');
         },
         (outage, refusal) => reqLog.warn({ err: outage, code: refusal.code }, 'store unavailable: the client is told to retry'),
       );

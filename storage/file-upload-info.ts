@@ -6,8 +6,8 @@
  * (upload-record.ts), and one that does not parse is an error. Writes replace the file
  * atomically and durably, as the state records are written (FileKvStore's writeFile
  * truncates it first: a process that died in between left an empty record, a lost upload).
+ * It has no `list`: FileStore.deleteExpired is never called (expiry is server/sweeper.ts's).
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { KvStore, Upload } from '@tus/utils';
 import { readFileIfExists, removeFile, writeFileAtomic } from './atomic-file.ts';
@@ -37,11 +37,5 @@ export class FileUploadInfoStore implements KvStore<Upload> {
 
   async delete(id: string): Promise<void> {
     await removeFile(this.file(id));
-  }
-
-  /** The ids with both a record and a data file, as FileKvStore lists them (FileStore.deleteExpired). */
-  async list(): Promise<string[]> {
-    const entries = new Set(await fs.readdir(this.directory));
-    return [...entries].filter((entry) => entry.endsWith('.json') && entries.has(entry.slice(0, -'.json'.length))).map((entry) => entry.slice(0, -'.json'.length)).filter(isId);
   }
 }

@@ -38,14 +38,16 @@ afterAll(async () => {
   for (const dir of [dataDir, publicDataDir]) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** The suite's services with S3 reached through the proxy. */
+const viaProxy = () => ({ ...services, s3: { ...services.s3, endpoint: `http://127.0.0.1:${proxy.port}` } });
+
 interface ErrorJson {
   error: { code: string; message: string };
 }
 
 describe('S3 unreachable', () => {
   it('HEAD, PATCH and POST answer 503 E_STORAGE_UNAVAILABLE, never 404; once S3 is back the upload resumes where it was', async () => {
-    const viaProxy = { ...services, s3: { ...services.s3, endpoint: `http://127.0.0.1:${proxy.port}` } };
-    const env = s3Env(viaProxy, { staging: bucket }, false);
+    const env = s3Env(viaProxy(), { staging: bucket }, false);
     server = await startServer({ dataDir, env });
     const image = Buffer.concat([await fixtures.jpeg(640, 480), fixtures.randomBytesOf(7 * MiB)]);
     const url = await create(server.endpoint, image.length);
@@ -78,10 +80,9 @@ describe('S3 unreachable', () => {
   });
 
   it('DELETE /uploads/:id of a published artifact, the public store unreachable: 503 E_STORAGE_UNAVAILABLE with Retry-After, the artifact kept; once S3 is back, 204', async () => {
-    const viaProxy = { ...services, s3: { ...services.s3, endpoint: `http://127.0.0.1:${proxy.port}` } };
     await proxy.restore(); // whatever the test before left
     await server?.stop();
-    server = await startServer({ dataDir: publicDataDir, env: s3Env(viaProxy, { public: bucket }, false) });
+    server = await startServer({ dataDir: publicDataDir, env: s3Env(viaProxy(), { public: bucket }, false) });
     const image = await fixtures.jpeg(640, 480);
     const outcome = await upload(server.endpoint, image);
     expect(outcome).toMatchObject({ ok: true, status: 200 });
