@@ -4,6 +4,8 @@
  * is set, on local disk and in this process otherwise. The AWS SDK and ioredis are loaded
  * only by a configuration that uses them (a smaller process for the embedded default).
  */
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { IoRedisKvStore } from '@tus/utils';
 import type { MetadataValue } from '@tus/s3-store';
@@ -40,7 +42,21 @@ export interface StoreObservers {
   onS3Request?: (store: 'staging' | 'public', command: string) => void;
 }
 
+/**
+ * DATA_DIR made and found writable before any store uses it: one that cannot be stops
+ * start-up with its name (main.ts prints the message), not a crash after "listening".
+ */
+async function prepareDataDir(dataDir: string): Promise<void> {
+  try {
+    await fs.mkdir(dataDir, { recursive: true });
+    await fs.access(dataDir, fsConstants.W_OK | fsConstants.X_OK);
+  } catch (error) {
+    throw new Error(`DATA_DIR=${dataDir} cannot be used: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
 export async function createStores(config: Config, { onRedisError = () => {}, onS3Request }: StoreObservers = {}): Promise<Stores> {
+  await prepareDataDir(config.dataDir);
   const dir = (name: string) => path.join(config.dataDir, name);
   const s3 = s3ClientConfig({
     endpoint: config.S3_ENDPOINT,

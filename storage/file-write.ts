@@ -15,6 +15,7 @@
  * body limit, a lock lost), the buffer not yet written is dropped: those bytes were never
  * acknowledged, and a holder that lost its lock must not write them.
  */
+import { mkdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -164,3 +165,16 @@ export class CoalescingFileStore extends FileStore {
     }
   }
 }
+
+/**
+ * FileStore's constructor makes its directory with fs.mkdir and a callback that throws: a
+ * directory that cannot be made crashed the process a moment later, outside any handler
+ * (after "listening"). Here it is made at once, and a failure is the constructor's, which
+ * start-up reports. The method is private in FileStore's types, hence defineProperty; the
+ * unit test of a directory that cannot be made fails if FileStore stops calling it.
+ */
+Reflect.defineProperty(CoalescingFileStore.prototype, 'checkOrCreateDirectory', {
+  value(this: FileStore): void {
+    mkdirSync(this.directory, { recursive: true });
+  },
+});

@@ -14,6 +14,7 @@
  * that lease is current, so a writer that lost its lock cannot write, even before it knows.
  * Stored JSON is parsed with a schema; a record that does not parse is an error, never "absent".
  */
+import { mkdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -163,14 +164,14 @@ export interface FileStateOptions {
  * that counts its bytes, so a crash between the two leaves extra bytes, never missing ones.
  */
 export class FileUploadStateStore implements UploadStateStore {
-  private readonly ready: Promise<unknown>;
   private readonly processingDir: string;
   /** The uploads this process marks as held, and until when (see mark). */
   private readonly marked = new Map<string, number>();
 
   constructor(private readonly options: FileStateOptions) {
     this.processingDir = path.join(options.directory, 'processing');
-    this.ready = fs.mkdir(this.processingDir, { recursive: true });
+    // at once: a directory that cannot be made is the constructor's error (start-up reports it)
+    mkdirSync(this.processingDir, { recursive: true });
   }
 
   private file(id: string, kind: 'json' | 'prefix'): string {
@@ -183,7 +184,6 @@ export class FileUploadStateStore implements UploadStateStore {
   }
 
   async get(id: string): Promise<UploadState | undefined> {
-    await this.ready;
     const raw = await readFileIfExists(this.file(id, 'json'));
     return raw ? parseState(raw.toString('utf8')) : undefined;
   }
@@ -199,7 +199,6 @@ export class FileUploadStateStore implements UploadStateStore {
   }
 
   async put(state: UploadState, fence?: Fence, prefix?: Buffer): Promise<void> {
-    await this.ready;
     this.check(state.id, fence);
     if (state.phase === 'pending' && prefix) await writeFileAtomic(this.file(state.id, 'prefix'), prefix);
     this.check(state.id, fence);
@@ -231,7 +230,6 @@ export class FileUploadStateStore implements UploadStateStore {
   }
 
   async delete(id: string, fence?: Fence): Promise<void> {
-    await this.ready;
     this.check(id, fence);
     const state = await this.get(id).catch(() => undefined);
     if (state?.account) await removeFile(path.join(this.accountDir(state.account), id));
@@ -269,13 +267,11 @@ export class FileUploadStateStore implements UploadStateStore {
   }
 
   async processing(): Promise<string[]> {
-    await this.ready;
     return (await fs.readdir(this.processingDir)).filter(isId);
   }
 
   /** The sweeper's scan (never on a request path): every record is read. */
   async expired(now: number): Promise<string[]> {
-    await this.ready;
     const ids: string[] = [];
     for (const entry of await fs.readdir(this.options.directory)) {
       const id = entry.slice(0, -'.json'.length);

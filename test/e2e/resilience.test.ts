@@ -267,4 +267,30 @@ describe('start-up', () => {
   it('a bad configuration value stops start-up with a message naming the variable', async () => {
     await expect(startServer({ env: { MAX_PIXELS: 'lots', OUTPUT_FORMAT: 'bmp' } })).rejects.toThrow(/MAX_PIXELS.*[\s\S]*OUTPUT_FORMAT/);
   });
+
+  it('a DATA_DIR it cannot write stops start-up before listening, with a message naming it and no stack trace', async () => {
+    const parent = tempDir();
+    const file = path.join(parent, 'a-file');
+    fs.writeFileSync(file, '');
+    try {
+      // a directory under a regular file cannot be made (ENOTDIR), as one on a read-only disk or owned by another user
+      const error = await startServer({ dataDir: path.join(file, 'data') }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      const message = String(error);
+      expect(message).toMatch(/server exited before the log line was seen/); // never "listening" first
+      expect(message).toMatch(/tusgate: failed to start: DATA_DIR=\S+a-file\/data cannot be used.*ENOTDIR/);
+      expect(message).not.toMatch(/\n\s+at |node_modules/);
+      // a store's own directory that cannot be made, the rest of DATA_DIR fine
+      for (const store of ['staging', 'state']) {
+        const dataDir = path.join(parent, `data-${store}`);
+        fs.mkdirSync(dataDir);
+        fs.writeFileSync(path.join(dataDir, store), '');
+        const failure = String(await startServer({ dataDir }).catch((e: unknown) => e));
+        expect(failure).toMatch(new RegExp(`tusgate: failed to start: (ENOTDIR|EEXIST): .*data-${store}/${store}`));
+        expect(failure).not.toMatch(/\n\s+at |node_modules/);
+      }
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
+    }
+  });
 });

@@ -62,3 +62,15 @@ describe('file staging records', () => {
     }
   });
 });
+
+describe('file staging directory', () => {
+  it('is made when the store is, and one that cannot be made is the constructor\'s error', () => {
+    const made = path.join(dir, 'nested', 'staging');
+    createFileStaging({ directory: made, expirationMs: 0, writeBufferBytes: 64 * 1024, writeBuffersKept: 2, writeBufferBudgetBytes: 1024 * 1024 });
+    expect(fs.statSync(made).isDirectory()).toBe(true); // at once, not in a callback that may still run
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, '');
+    // FileStore's own fs.mkdir callback would throw this later, outside any handler (a crash)
+    expect(() => createFileStaging({ directory: path.join(file, 'staging'), expirationMs: 0, writeBufferBytes: 64 * 1024, writeBuffersKept: 2, writeBufferBudgetBytes: 1024 * 1024 })).toThrow(/ENOTDIR/);
+  });
+});
