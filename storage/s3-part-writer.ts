@@ -15,7 +15,8 @@
  * - At most `partsInFlight` UploadParts per upload are in flight: one being received, the
  *   others being acknowledged (RGW answers a part 50-100 ms after its last byte). A part
  *   keeps its bytes only until it is fully received, so a part waiting for its answer holds
- *   no more than what its body has not sent yet.
+ *   no more than what its body has not sent yet; once S3 acknowledged it, the memory of its
+ *   chunks is freed at once (the body's chunks are this writer's: nothing else reads them).
  * - The bytes that complete the upload go to S3 only once the body has ended, after the
  *   fenced stream's last lock check (other parts end on a multiple of the part size, whose
  *   crossing the fenced stream checks before it passes the bytes).
@@ -29,6 +30,7 @@
 import type { CompletedPart, S3 } from '@aws-sdk/client-s3';
 import { PassThrough, type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { freeBuffer } from './free-buffer.ts';
 import { asBuffer, type S3Tails, type Tail } from './s3-tail.ts';
 
 export interface PartTarget {
@@ -264,11 +266,16 @@ class PartSink extends Writable {
     const upload = part.upload;
     if (!upload) throw new Error('unreachable: a full part is streaming');
     upload.body.end();
+    const sent = part.kept;
     part.kept = []; // fully received: an early end can no longer need them
     part.fed = 0;
     part.fedBytes = 0;
     const before = this.pending;
     this.pending = upload.acknowledged.then(async (done) => {
+      // S3 answered, so it has every byte: the chunks' memory is freed now, not when V8 next
+      // collects them (kept for a whole part, up to 8 MiB an upload, they were a mark-compact
+      // every few megabytes). Only a chunk that is all of its ArrayBuffer (free-buffer.ts).
+      for (const chunk of sent) freeBuffer(chunk);
       if (before) await before;
       if (part.whole) this.wroteWhole = true;
       else this.parts.push(done);

@@ -25,6 +25,37 @@ export function readStat(pid: number): { cpuMs: number; minorFaults: number } {
 
 export const cpuMs = (pid: number): number => readStat(pid).cpuMs;
 
+/** The processes whose command line holds `fragment` (e.g. one Ceph cluster's config path). */
+export function pidsWith(fragment: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').some((arg) => arg.includes(fragment))) pids.push(Number(entry));
+    } catch {
+      // it exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** CPU ms of a set of processes so far; one that has exited counts what it had when last read (0 before). */
+export function cpuOfAll(pids: number[]): () => number {
+  const last = new Map<number, number>();
+  return () => {
+    let sum = 0;
+    for (const pid of pids) {
+      try {
+        last.set(pid, readStat(pid).cpuMs);
+      } catch {
+        // exited: keep its last reading
+      }
+      sum += last.get(pid) ?? 0;
+    }
+    return sum;
+  };
+}
+
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
 

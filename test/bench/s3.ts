@@ -20,7 +20,7 @@ import path from 'node:path';
 import { createBuckets, emptyBucket, s3Client, s3Env, type Services } from '../support/services.ts';
 import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
-import { readIo, readStat } from './proc.ts';
+import { cpuOfAll, pidsWith, readIo, readStat } from './proc.ts';
 import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
 import { countStatuses, fmt, MB, median, rotated } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
@@ -43,6 +43,8 @@ export interface S3Run {
   serverCpuMs: number | null;
   /** CPU ms of the client (this process) over the same span. */
   clientCpuMs: number;
+  /** CPU ms of Ceph (the bench cluster's radosgw, ceph-osd and ceph-mon) over the same span (absent in results from before it was measured). */
+  cephCpuMs?: number;
 }
 
 export interface S3Case {
@@ -79,6 +81,8 @@ export interface S3Result {
   traffic?: S3Traffic[];
   /** 1 / 5 / 15-minute load averages when it ended (other work on the machine adds noise). */
   loadAfter?: string;
+  /** The CPUs the client, the servers and Ceph share (absent in results from before it was recorded). */
+  cores?: number;
 }
 
 export const TRAFFIC_BYTES = 4 * MiB;
@@ -97,8 +101,9 @@ const cpuMsSince = (before: NodeJS.CpuUsage): number => {
   return (used.user + used.system) / 1000;
 };
 
-async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads: number, tag: string): Promise<Omit<S3Run, 'case' | 'round' | 'path'>> {
+async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads: number, tag: string, cephCpu: () => number): Promise<Omit<S3Run, 'case' | 'round' | 'path'>> {
   const cpu = process.cpuUsage();
+  const ceph0 = cephCpu();
   const started = performance.now();
   const statuses = await Promise.all(
     Array.from({ length: uploads }, async (_, i) => {
@@ -107,7 +112,8 @@ async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads
     }),
   );
   const ms = performance.now() - started;
-  return { bytes: payload.length * uploads, msStored: ms, msDone: ms, statuses: countStatuses(statuses), serverCpuMs: null, clientCpuMs: cpuMsSince(cpu) };
+  const clientCpuMs = cpuMsSince(cpu);
+  return { bytes: payload.length * uploads, msStored: ms, msDone: ms, statuses: countStatuses(statuses), serverCpuMs: null, clientCpuMs, cephCpuMs: cephCpu() - ceph0 };
 }
 
 /**
@@ -119,6 +125,7 @@ async function tusUploads(
   target: Target,
   payload: Buffer,
   uploads: number,
+  cephCpu: () => number,
   chunkSize = Number.POSITIVE_INFINITY,
 ): Promise<Omit<S3Run, 'case' | 'round' | 'path'> & { moved: number }> {
   const seenBefore = target.logs.length;
@@ -130,9 +137,10 @@ async function tusUploads(
   };
   const io0 = io();
   const clientCpu0 = process.cpuUsage();
-  let atStored: { server: number; client: number; moved: number } | undefined;
+  const ceph0 = cephCpu();
+  let atStored: { server: number; client: number; ceph: number; moved: number } | undefined;
   const takeCounters = () => {
-    atStored ??= { server: readStat(target.pid).cpuMs - serverCpu0, client: cpuMsSince(clientCpu0), moved: io() - io0 };
+    atStored ??= { server: readStat(target.pid).cpuMs - serverCpu0, client: cpuMsSince(clientCpu0), ceph: cephCpu() - ceph0, moved: io() - io0 };
   };
   // read when the last `upload received` line arrives (the server's stdout), not by polling:
   // a 1 ms timer here took CPU from the client that sends the bytes, on the same two cores
@@ -155,19 +163,26 @@ async function tusUploads(
     statuses: countStatuses(results.map((r) => r.status ?? r.error ?? 'error')),
     serverCpuMs: atStored?.server ?? null,
     clientCpuMs: atStored?.client ?? Number.NaN,
+    cephCpuMs: atStored?.ceph ?? Number.NaN,
     moved: atStored?.moved ?? Number.NaN,
   };
 }
 
 /** One 4 MiB upload per path, in one PATCH and in 64 KiB PATCHes, `rounds` times: the bytes each server moved. */
-async function trafficRuns(targets: Array<{ path: S3Traffic['path']; target: Target }>, rounds: number, settle: () => Promise<void>, log: (line: string) => void): Promise<S3Traffic[]> {
+async function trafficRuns(
+  targets: Array<{ path: S3Traffic['path']; target: Target }>,
+  rounds: number,
+  cephCpu: () => number,
+  settle: () => Promise<void>,
+  log: (line: string) => void,
+): Promise<S3Traffic[]> {
   const payload = await imageBuffer(TRAFFIC_BYTES);
   const out: S3Traffic[] = [];
   for (const chunkSize of [null, TRAFFIC_CHUNK]) {
     for (const { path: p, target } of targets) {
       const runs: Array<{ moved: number; ms: number; statuses: string }> = [];
       for (let round = 1; round <= rounds; round++) {
-        const run = await tusUploads(target, payload, 1, chunkSize ?? Number.POSITIVE_INFINITY);
+        const run = await tusUploads(target, payload, 1, cephCpu, chunkSize ?? Number.POSITIVE_INFINITY);
         runs.push({ moved: run.moved, ms: run.msStored ?? Number.NaN, statuses: run.statuses });
         await settle();
       }
@@ -184,6 +199,10 @@ async function trafficRuns(targets: Array<{ path: S3Traffic['path']; target: Tar
 
 export async function s3Bench(workDir: string, services: Services, rounds: number, log: (line: string) => void): Promise<S3Result> {
   const s3 = s3Client(services);
+  // Ceph's CPU per run: it shares the cores with the client and the servers
+  const cephPids = pidsWith(path.join(services.scratch, 'ceph'));
+  if (cephPids.length === 0) throw new Error(`benchmark 5: no Ceph process found with ${path.join(services.scratch, 'ceph')} in its command line`);
+  const cephCpu = cpuOfAll(cephPids);
   const tag = Date.now().toString(36);
   const buckets = { put: `bench-put-${tag}`, baseline: `bench-bare-${tag}`, tusgate: `bench-gate-${tag}` };
   await createBuckets(s3, buckets.put, buckets.baseline, buckets.tusgate);
@@ -210,9 +229,9 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
       { name: 'concurrent', label: '8 x 8 MiB concurrently', uploads: 8, size: 8 * MiB },
     ];
     const paths: Array<{ path: S3Path; run: (payload: Buffer, uploads: number, id: string) => ReturnType<typeof putObjects> }> = [
-      { path: 'putobject', run: (payload, uploads, id) => putObjects(s3, buckets.put, payload, uploads, id) },
-      { path: 'baseline', run: async (payload, uploads) => tusUploads(baseline, payload, uploads) },
-      { path: 'tusgate', run: async (payload, uploads) => tusUploads(tusgate, payload, uploads) },
+      { path: 'putobject', run: (payload, uploads, id) => putObjects(s3, buckets.put, payload, uploads, id, cephCpu) },
+      { path: 'baseline', run: async (payload, uploads) => tusUploads(baseline, payload, uploads, cephCpu) },
+      { path: 'tusgate', run: async (payload, uploads) => tusUploads(tusgate, payload, uploads, cephCpu) },
     ];
     // warm-up (not counted): connections, JIT, RGW's first writes to each bucket
     const warm = await imageBuffer(8 * MiB);
@@ -231,7 +250,7 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
           runs.push(run);
           const mbps = run.msStored === null ? null : run.bytes / MB / (run.msStored / 1000);
           log(
-            `  ${c.name} round ${round} ${p.path.padEnd(9)} in S3 ${fmt(mbps)} MB/s (${fmt(run.msStored, 0)} ms), last response ${fmt(run.msDone, 0)} ms [${run.statuses}], CPU to in S3: server ${fmt(run.serverCpuMs, 0)} ms, client ${fmt(run.clientCpuMs, 0)} ms`,
+            `  ${c.name} round ${round} ${p.path.padEnd(9)} in S3 ${fmt(mbps)} MB/s (${fmt(run.msStored, 0)} ms), last response ${fmt(run.msDone, 0)} ms [${run.statuses}], CPU to in S3: server ${fmt(run.serverCpuMs, 0)} ms, client ${fmt(run.clientCpuMs, 0)} ms, Ceph ${fmt(run.cephCpuMs, 0)} ms`,
           );
           await settle();
         }
@@ -250,8 +269,8 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
     }
     log('  traffic: one 4 MiB upload, one PATCH vs 64 KiB PATCHes (the bare S3Store once: it is slow and quadratic)');
     const traffic = [
-      ...(await trafficRuns([{ path: 'tusgate', target: tusgate }], Math.max(2, Math.min(rounds, 3)), settle, log)),
-      ...(await trafficRuns([{ path: 'baseline', target: baseline }], 1, settle, log)),
+      ...(await trafficRuns([{ path: 'tusgate', target: tusgate }], Math.max(2, Math.min(rounds, 3)), cephCpu, settle, log)),
+      ...(await trafficRuns([{ path: 'baseline', target: baseline }], 1, cephCpu, settle, log)),
     ];
     const ratio = trafficRatio(traffic);
     log(
@@ -259,7 +278,7 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
     );
     const loadAfter = os.loadavg().map((l) => l.toFixed(2)).join(' / ');
     log(`  (load average at the end of benchmark 5, 1 / 5 / 15 min: ${loadAfter})`);
-    return { rounds, partSize: S3_PART_SIZE, cases: out, traffic, loadAfter };
+    return { rounds, partSize: S3_PART_SIZE, cases: out, traffic, loadAfter, cores: os.availableParallelism() };
   } finally {
     await baseline.stop();
     await tusgate.stop();
@@ -349,9 +368,9 @@ export function s3Section(result: S3Result): string {
     'Raw runs:',
     '',
     mdTable(
-      ['case', 'round', 'path', 'bytes', 'ms to in S3', 'ms to last response', 'server CPU ms to in S3', 'client CPU ms to in S3', 'statuses'],
+      ['case', 'round', 'path', 'bytes', 'ms to in S3', 'ms to last response', 'server CPU ms to in S3', 'client CPU ms to in S3', 'Ceph CPU ms to in S3', 'statuses'],
       result.cases.flatMap((c) =>
-        c.runs.map((r) => [r.case, r.round, r.path, r.bytes, fmt(r.msStored, 0), fmt(r.msDone, 0), fmt(r.serverCpuMs, 0), fmt(r.clientCpuMs, 0), r.statuses]),
+        c.runs.map((r) => [r.case, r.round, r.path, r.bytes, fmt(r.msStored, 0), fmt(r.msDone, 0), fmt(r.serverCpuMs, 0), fmt(r.clientCpuMs, 0), fmt(r.cephCpuMs, 0), r.statuses]),
       ),
     ),
     '',
@@ -375,18 +394,33 @@ function trafficSection(result: S3Result): string[] {
   ];
 }
 
+/**
+ * One case's CPU, medians per path, and what it allows: the client, the servers and Ceph
+ * share `cores` CPUs, so a path that needs C CPU-ms in all takes at least C / cores ms.
+ */
+function cpuBudget(c: S3Case, cores: number | undefined): string {
+  const of = (p: S3Path, key: 'serverCpuMs' | 'clientCpuMs' | 'cephCpuMs') => median(c.runs.filter((r) => r.path === p).map((r) => r[key] ?? Number.NaN));
+  const ms = (p: S3Path) => median(c.runs.filter((r) => r.path === p).map((r) => r.msStored ?? Number.NaN));
+  const sum = (p: S3Path) => (p === 'putobject' ? 0 : of(p, 'serverCpuMs')) + of(p, 'clientCpuMs') + of(p, 'cephCpuMs');
+  const line = (p: S3Path, name: string) =>
+    `${name}: Ceph ${fmt(of(p, 'cephCpuMs'), 0)}${p === 'putobject' ? '' : ` + server ${fmt(of(p, 'serverCpuMs'), 0)}`} + client ${fmt(of(p, 'clientCpuMs'), 0)} = ${fmt(sum(p), 0)} CPU-ms in ${fmt(ms(p), 0)} ms`;
+  const text = `${c.label}, medians per ${fmt((c.size * c.uploads) / MiB, 0)} MiB: ${line('putobject', 'PutObject')}; ${line('baseline', 'bare S3Store')}; ${line('tusgate', 'tusgate')}.`;
+  if (cores === undefined || !Number.isFinite(sum('tusgate'))) return text;
+  // 0.8x of PutObject's speed is 1.25x its time: all the CPU of tusgate's path must fit in it
+  const allowed = (ms('putobject') / 0.8) * cores;
+  const left = allowed - of('tusgate', 'cephCpuMs') - of('tusgate', 'clientCpuMs');
+  return (
+    `${text} On ${cores} cores, tusgate's path needs at least ${fmt(sum('tusgate') / cores, 0)} ms for that CPU; ` +
+    `0.8x of PutObject is ${fmt(ms('putobject') / 0.8, 0)} ms, at most ${fmt(allowed, 0)} CPU-ms in all, which leaves tusgate's server ${fmt(left, 0)} ms beside Ceph and the client (it used ${fmt(of('tusgate', 'serverCpuMs'), 0)}).`
+  );
+}
+
 /** What the CPU columns say, following the numbers. */
 function s3Reading(result: S3Result): string {
   const parts = [
-    `CPU from /proc/<server pid>/stat (10 ms ticks) and process.cpuUsage() of the client. RGW\'s own CPU is not counted; it runs on the same two cores.${result.loadAfter ? ` Load average at the end: ${result.loadAfter}.` : ''}`,
+    `CPU from /proc/<pid>/stat (10 ms ticks) of the server and of Ceph (the bench cluster's radosgw, ceph-osd and ceph-mon), and process.cpuUsage() of the client, from the start to every byte in S3.${result.loadAfter ? ` Load average at the end: ${result.loadAfter}.` : ''}`,
   ];
-  for (const c of result.cases) {
-    const of = (p: S3Path, key: 'serverCpuMs' | 'clientCpuMs') => median(c.runs.filter((r) => r.path === p).map((r) => r[key] ?? Number.NaN));
-    const mib = c.size * c.uploads / MiB;
-    parts.push(
-      `${c.label}, medians per ${fmt(mib, 0)} MiB: PutObject client ${fmt(of('putobject', 'clientCpuMs'), 0)} ms; bare S3Store server ${fmt(of('baseline', 'serverCpuMs'), 0)} ms + client ${fmt(of('baseline', 'clientCpuMs'), 0)} ms; tusgate server ${fmt(of('tusgate', 'serverCpuMs'), 0)} ms + client ${fmt(of('tusgate', 'clientCpuMs'), 0)} ms.`,
-    );
-  }
+  for (const c of result.cases) parts.push(cpuBudget(c, result.cores));
   const behind = result.cases.filter((c) => c.ratio < 0.8);
   if (behind.length > 0) {
     parts.push(
@@ -394,7 +428,8 @@ function s3Reading(result: S3Result): string {
         'tusgate streams each part straight into UploadPart (storage/s3-part-writer.ts; the bare S3Store writes every part to a temporary file and reads it back), and an upload that fits one part goes to its object in one PutObject, as the baseline does; what is left is per upload: the POST (the `.info` object, then the state record), the client\'s round trip from the 201 to its PATCH, one ListObjectsV2 in the PATCH (asked while the gate reads the first bytes), and the hop through the server, on two cores shared with RGW, the client and whatever else the machine runs (see the load average). ' +
         'With several uploads at once, the finishes of the first ones (GetObject of the staged original, sha256, transcode, DeleteObjects) also run while the last ones are still arriving: in a traced run of 8 x 8 MiB, five of the eight downloads overlapped the last 200 ms of receiving. ' +
         'During development, a minimal Node server that streams each request body into one PutObject (plain http PUTs, no tus) ran at PutObject\'s own speed here: 1.21x for 1 x 64 MiB and 0.96x for 8 x 8 MiB (5 rounds each), with 130 to 210 ms of its own CPU per 64 MiB. So the hop through a server is not the cost; tusgate\'s work per upload is: two requests instead of one (POST, then PATCH), six S3 requests for an upload that fits one part (tusgate_s3_requests_total, checked by test/e2e/s3-staging.test.ts: the `.info` at creation; a listing and the object in the PATCH; the download, a listing and one DeleteObjects in the finish), about forty file operations (its state records, written atomically with fsync, the lock marks, the finish\'s temporary file and the artifact), the gate, and the finish. In a CPU profile of 10 rounds of 8 x 8 MiB the server\'s busy time was about 580 ms per round, against 130 to 210 ms for the minimal server. ' +
-        'Multipart itself costs something on this RGW: the SDK alone, from memory, 64 MiB in 8 MiB parts took ~430 ms with two parts in flight against ~350 ms for one PutObject on the same RGW (0.82x; 0.62x one part at a time, about 1.0x with four in flight or 16 MiB parts), the ceiling of a server that stages in 8 MiB parts and waits for each part\'s answer before the next but one. tusgate keeps up to S3_PARTS_IN_FLIGHT (4) parts of an upload in flight: in two interleaved A/Bs of 16 rounds (two tusgate processes on one RGW, 1 x 64 MiB, started in both orders) four in flight gave 0.96x and 0.98x PutObject where two gave 0.90x and 0.92x. With several uploads at once the server\'s own CPU (the column above) competes with RGW\'s on these two cores. Measured with no gain on 8 x 8 MiB (interleaved A/Bs, 12 rounds, both orders): writing the `allowed` state record while the bytes flow to S3 instead of before (that fsync took 15 to 127 ms with eight at once), the SDK without `Expect: 100-continue`, and S3_STREAM_AFTER_BYTES at 256 KiB.',
+        'Multipart itself costs something on this RGW: the SDK alone, from memory, 64 MiB in 8 MiB parts took ~430 ms with two parts in flight against ~350 ms for one PutObject on the same RGW (0.82x; 0.62x one part at a time, about 1.0x with four in flight or 16 MiB parts), the ceiling of a server that stages in 8 MiB parts and waits for each part\'s answer before the next but one. tusgate keeps up to S3_PARTS_IN_FLIGHT (4) parts of an upload in flight: in two interleaved A/Bs of 16 rounds (two tusgate processes on one RGW, 1 x 64 MiB, started in both orders) four in flight gave 0.96x and 0.98x PutObject where two gave 0.90x and 0.92x. With several uploads at once the server\'s own CPU (the column above) competes with RGW\'s on these two cores. Measured with no gain on 8 x 8 MiB (interleaved A/Bs, 12 rounds, both orders): writing the `allowed` state record while the bytes flow to S3 instead of before (that fsync took 15 to 127 ms with eight at once), the SDK without `Expect: 100-continue`, and S3_STREAM_AFTER_BYTES at 256 KiB. ' +
+        'The CPU sums above are the limit here: Ceph alone (radosgw and its OSD) spends about as much CPU on tusgate\'s path as on PutObject\'s, so on two cores tusgate\'s path reaches 0.8x only if its server needs no more than what the last sentence of each case leaves it. Where tusgate\'s CPU goes, measured during development: a POST costs 3.3 ms of server CPU with file staging (bare @tus/server + FileStore: 1.3 ms; strace counts about thirty file operations, each a trip through libuv\'s thread pool, for the state record, its index entry, the lock mark and the staging record) and 5.8 ms with S3 staging (the `.info` PutObject); a PATCH of an 8 MiB upload adds about 11 ms beside its bytes; and mark-compacts: `--trace-gc` showed two to three of them per 64 MiB, back to back, each freeing almost nothing, as in the slow mode of benchmark 1. The chunks of a part are kept until the part is full (for a body that ends early), and with a 1 MiB young generation they outlived their scavenges; they are now freed once S3 acknowledged their part (storage/s3-part-writer.ts), which took the mark-compacts of eight 64 MiB uploads from 23 to 18 and the server CPU to in S3 down by about a tenth (two fresh processes each, 6 rounds: 8 x 8 MiB medians 460 and 480 ms against 490 and 540; 1 x 64 MiB 360 and 300 against 400 and 340).',
     );
   }
   const slower = result.cases.filter((c) => c.ratioToBaseline < 0.95);

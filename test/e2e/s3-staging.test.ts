@@ -27,6 +27,7 @@ import { BufferPool } from '../../storage/file-write.ts';
 import { createS3Staging, type S3StagingOptions } from '../../storage/s3-staging.ts';
 import { s3ClientConfig } from '../../storage/s3-client.ts';
 import { writeParts } from '../../storage/s3-part-writer.ts';
+import { canFreeEarly } from '../../storage/free-buffer.ts';
 import { S3Tails } from '../../storage/s3-tail.ts';
 import { TailCache } from '../../storage/s3-tail-cache.ts';
 import { lockKey, UploadLocker } from '../../storage/upload-locker.ts';
@@ -171,6 +172,23 @@ describe('S3 staging write path', () => {
     expect(await store.write(body(data.subarray(7 * MiB)), id, 7 * MiB)).toBe(data.length);
     expect(sha(await stored(id))).toBe(sha(data));
     expect(await keysOf(id)).toEqual([id, `${id}.info`]);
+    await store.remove(id);
+  });
+
+  it('frees the chunks of a part once S3 acknowledged it, and only those: the ones kept for the tail keep their bytes', async () => {
+    const data = randomBytes(12 * MiB);
+    const { store } = staging();
+    const id = await created(data.length, store);
+    // 64 KiB chunks that are each all of their ArrayBuffer, as a socket delivers them
+    const chunks = Array.from({ length: (7 * MiB) / (64 * KiB) }, (_, i) => Buffer.from(data.subarray(i * 64 * KiB, (i + 1) * 64 * KiB)));
+    expect(chunks.every((chunk) => chunk.byteOffset === 0 && chunk.buffer.byteLength === chunk.length)).toBe(true);
+    // 7 MiB: part 1 (5 MiB) acknowledged, 2 MiB left as the tail
+    expect(await store.write(Readable.from(chunks, { objectMode: false }), id, 0)).toBe(7 * MiB);
+    const perPart = PART / (64 * KiB);
+    expect(chunks.slice(0, perPart).map((chunk) => chunk.length)).toEqual(Array(perPart).fill(canFreeEarly ? 0 : 64 * KiB));
+    expect(chunks.slice(perPart).every((chunk, i) => chunk.length === 64 * KiB && chunk.equals(data.subarray(PART + i * 64 * KiB, PART + (i + 1) * 64 * KiB)))).toBe(true);
+    expect(await store.write(body(data.subarray(7 * MiB)), id, 7 * MiB)).toBe(data.length);
+    expect(sha(await stored(id))).toBe(sha(data));
     await store.remove(id);
   });
 
