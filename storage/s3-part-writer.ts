@@ -16,7 +16,7 @@
  *   others being acknowledged (RGW answers a part 50-100 ms after its last byte). A part
  *   keeps its bytes only until it is fully received, so a part waiting for its answer holds
  *   no more than what its body has not sent yet; once S3 acknowledged it, the memory of its
- *   chunks is freed at once (the body's chunks are this writer's: nothing else reads them).
+ *   chunks is freed at once (the body's chunks are this writer's: see writeParts).
  * - The bytes that complete the upload go to S3 only once the body has ended, after the
  *   fenced stream's last lock check (other parts end on a multiple of the part size, whose
  *   crossing the fenced stream checks before it passes the bytes).
@@ -273,8 +273,8 @@ class PartSink extends Writable {
     const before = this.pending;
     this.pending = upload.acknowledged.then(async (done) => {
       // S3 answered, so it has every byte: the chunks' memory is freed now, not when V8 next
-      // collects them (kept for a whole part, up to 8 MiB an upload, they were a mark-compact
-      // every few megabytes). Only a chunk that is all of its ArrayBuffer (free-buffer.ts).
+      // collects them (kept for a whole part, up to 8 MiB an upload, they kept mark-compacts
+      // coming). Only a chunk that is all of its ArrayBuffer (free-buffer.ts).
       for (const chunk of sent) freeBuffer(chunk);
       if (before) await before;
       if (part.whole) this.wroteWhole = true;
@@ -336,7 +336,11 @@ class PartSink extends Writable {
   }
 }
 
-/** Writes `source` into the upload's parts and tail; the caller completes the upload when `complete`. */
+/**
+ * Writes `source` into the upload's parts and tail; the caller completes the upload when
+ * `complete`. The chunks of `source` become this writer's: one that is all of its
+ * ArrayBuffer is freed once S3 acknowledged its part, so the caller must not read it after.
+ */
 export async function writeParts(source: Readable, target: PartTarget, plan: PartPlan): Promise<PartsWritten> {
   const sink = new PartSink(target, plan);
   try {

@@ -140,6 +140,7 @@ export class StagingS3Store extends S3Store {
     return UploadId;
   }
 
+  /** A request body into parts and tail (s3-part-writer.ts); its chunks become the store's (freed once S3 has them). */
   override async write(src: Readable, id: string, offset: number): Promise<number> {
     const metadata = await this.getMetadata(id);
     const { parts: listed, objects, whole } = await this.listing(id);

@@ -281,6 +281,20 @@ describe('`npm run sweep` beside a running server (file staging, no Redis)', () 
     expect(fs.existsSync(path.join(staged, readable))).toBe(false);
     expect(fs.statSync(path.join(staged, unreadable)).size).toBe(100 * KiB); // not taken for a missing upload
   }, 60_000);
+
+  it('a DATA_DIR it cannot use: exit 1 with one line naming it, no stack trace', async () => {
+    const parent = tempDir();
+    const file = path.join(parent, 'a-file');
+    fs.writeFileSync(file, '');
+    try {
+      const sweep = await runSweep({ DATA_DIR: path.join(file, 'data'), LOG_LEVEL: 'warn' });
+      expect(sweep.code).toBe(1);
+      expect(sweep.stderr.trim()).toMatch(/^tusgate sweep: failed: DATA_DIR=\S+a-file\/data cannot be used: ENOTDIR[^\n]*$/);
+      expect(sweep.stdout).toBe('');
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('a lost distributed lock', () => {
