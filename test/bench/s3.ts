@@ -411,8 +411,12 @@ function cpuBudget(c: S3Case, cores: number | undefined): string {
   const left = allowed - of('tusgate', 'cephCpuMs') - of('tusgate', 'clientCpuMs');
   return (
     `${text} On ${cores} cores, tusgate's path needs at least ${fmt(sum('tusgate') / cores, 0)} ms for that CPU; ` +
-    `0.8x of PutObject is ${fmt(ms('putobject') / 0.8, 0)} ms, at most ${fmt(allowed, 0)} CPU-ms in all, which leaves tusgate's server ${fmt(left, 0)} ms beside Ceph and the client (it used ${fmt(of('tusgate', 'serverCpuMs'), 0)}: ` +
-    (of('tusgate', 'serverCpuMs') > left ? 'more than the two cores leave it, so here CPU is the limit).' : 'the cores leave room, so what is missing is time, not CPU: the requests before the first byte reaches S3 and the waits between them).')
+    `0.8x of PutObject is ${fmt(ms('putobject') / 0.8, 0)} ms, at most ${fmt(allowed, 0)} CPU-ms in all, which leaves tusgate's server ${fmt(left, 0)} ms beside Ceph and the client (it used ${fmt(of('tusgate', 'serverCpuMs'), 0)}` +
+    (c.ratio >= 0.8
+      ? ').'
+      : of('tusgate', 'serverCpuMs') > left
+        ? `: more than the ${cores} cores leave it, so here CPU is the limit).`
+        : ': the cores leave room, so what is missing is time, not CPU: the requests before the first byte reaches S3 and the waits between them).')
   );
 }
 
