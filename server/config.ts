@@ -75,6 +75,7 @@ const schema = z
     FINISH_RETRY_BASE_MS: int(100).default(2_000),
     FINISH_RETRY_MAX_MS: int(1000).default(10 * 60 * 1000),
     STATE_CACHE_SIZE: int(0).default(10_000),
+    HEAP_GROWING_PERCENT: int(0, 400).default(100),
 
     TUS_STORE: z.enum(['file', 's3']).default('file'),
     PUBLIC_STORE: z.enum(['file', 's3']).default('file'),

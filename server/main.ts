@@ -3,6 +3,7 @@ import { ConfigError, describeConfig, isLoopback, loadConfig, type Config } from
 import { demoEnabled } from './demo.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createServer } from 'node:http';
+import { setHeapGrowing } from './heap-growing.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
 import { loadHooksModule } from './hooks-module.ts';
 import { installShutdown } from './shutdown.ts';
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
   });
   if (config.METRICS_PORT !== undefined) await serveMetricsPort(runtime, config);
   runtime.state.ready = true;
+  setHeapGrowing(config.HEAP_GROWING_PERCENT);
   log.info({ config: describeConfig(config), ...runtime.locations }, `tusgate listening on ${runtime.locations.tus}`);
   for (const line of startupWords(config, runtime.locations)) log.info(line);
   await recoverSoon(runtime, config, log);

@@ -10,7 +10,7 @@
  *
  * Environment: BENCH_ROUNDS (benchmarks 1 and 5, runs per server per case, default 5),
  * BENCH_FINISH_IMAGES (default 16), BENCH_FINISH_ROUNDS (default 3), BENCH_INSTANCE_ROUNDS
- * (benchmark 6, default 3), BENCH_AUTH_ROUNDS (benchmark 7, rounds per case, default 6),
+ * (benchmark 6, default 3), BENCH_AUTH_ROUNDS (benchmark 7, rounds per case, default 10),
  * BENCH_FOOTPRINT_ROUNDS (benchmark 8, loaded fresh processes per server, default 3),
  * BENCH_FOOTPRINT_IDLE (benchmark 8, fresh processes per server for the idle RSS, default 3),
  * BENCH_AVIF_PHOTOS / BENCH_AVIF_ROUNDS (benchmark 9, default 2 / 2),
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
     await backends.stop();
   }
   if (only.has(7)) {
-    const rounds = envInt('BENCH_AUTH_ROUNDS', 6);
+    const rounds = envInt('BENCH_AUTH_ROUNDS', 10);
     log(`\n[7] JWT auth on vs off: tusgate AUTH_MODE=none vs AUTH_MODE=jwt (HS256), a fresh server per run, ${rounds} interleaved rounds per case`);
     results.auth = await authBench(workDir, rounds, log);
     for (const c of results.auth.cases) log(authResultLine(c));
