@@ -1,4 +1,5 @@
 /** What Linux tells about a process: /proc/<pid>/io and /proc/<pid>/status. */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 
 export interface IoCounters {
@@ -122,4 +123,46 @@ export class RssSampler {
     clearInterval(this.timer);
     return this.max;
   }
+}
+
+/** Busy and total CPU ticks of the whole machine (/proc/stat's first line). */
+function machineTicks(): { busy: number; total: number } {
+  const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, v) => sum + v, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
+}
+
+export interface Settled {
+  /** How long it waited. */
+  ms: number;
+  /** Share of the machine's CPU that was busy in the last one-second sample. */
+  busy: number;
+  /** Whether that share was under `busyBelow` (false: it gave up after `maxMs`). */
+  idle: boolean;
+}
+
+/**
+ * Waits until the machine is idle: `sync` (the writeback of what came before, e.g. `npm ci`
+ * and the build), then one-second samples of /proc/stat until two in a row are under
+ * `busyBelow` of all cores, at most `maxMs`. The first benchmark measured right after a fresh
+ * `npm ci` and build ran 2-3x the server CPU per byte in three of its five tusgate processes
+ * (1.8x in one of the bare server's); none of the 20 tusgate processes of benchmark 7 in the
+ * same run did, nor any of four runs of benchmark 1 alone afterwards. That the machine's
+ * state caused it (what this waits out) is likely, not established.
+ */
+export async function settleMachine(busyBelow = 0.1, maxMs = 60_000): Promise<Settled> {
+  const began = performance.now();
+  execFileSync('sync');
+  let calm = 0;
+  let busy = 1;
+  while (performance.now() - began < maxMs) {
+    const a = machineTicks();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const b = machineTicks();
+    busy = b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 1;
+    calm = busy < busyBelow ? calm + 1 : 0;
+    if (calm >= 2) return { ms: performance.now() - began, busy, idle: true };
+  }
+  return { ms: performance.now() - began, busy, idle: false };
 }

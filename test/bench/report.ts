@@ -31,6 +31,8 @@ export interface Machine {
   commit: string;
   /** 1-minute load average when the run started (other work on the machine adds noise). */
   loadAverage: string;
+  /** How the machine settled before the first benchmark (settleMachine). */
+  settled: string;
 }
 
 function version(name: string): string {
@@ -45,7 +47,7 @@ function version(name: string): string {
   }
 }
 
-export function describeMachine(libvips: string): Machine {
+export function describeMachine(libvips: string, settled: string): Machine {
   let osName = os.type();
   try {
     osName = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? osName;
@@ -79,6 +81,7 @@ export function describeMachine(libvips: string): Machine {
     },
     commit,
     loadAverage: loadAverages(),
+    settled,
   };
 }
 
@@ -203,6 +206,7 @@ export function markdown(results: Results): string {
         ['vipsthumbnail', finish?.available ? `${finish.vipsVersion} (Debian libvips-tools)` : 'not available'],
         ['tusgate commit', machine.commit],
         ['load average at start (1 / 5 / 15 min)', machine.loadAverage],
+        ['before the first benchmark', machine.settled],
       ],
     ),
   );

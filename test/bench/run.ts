@@ -31,6 +31,7 @@ import { ensureVipsthumbnail } from './debian-tools.ts';
 import { finishBench } from './finish.ts';
 import { instancesBench } from './instances.ts';
 import { memoryBench } from './memory.ts';
+import { settleMachine } from './proc.ts';
 import { receiveBench, receiveResultLines } from './receive.ts';
 import { refusalBench } from './refusal.ts';
 import { describeMachine, nodeNote, resultCharts, summaryText, writeDoc, type Results } from './report.ts';
@@ -90,10 +91,13 @@ async function main(): Promise<void> {
   const started = performance.now();
   build(); // the servers run npm start's build
   const vips = only.has(4) ? ensureVipsthumbnail(log) : { ok: false, note: 'not run' };
-  const results: Results = { machine: describeMachine(sharp.versions.vips), seconds: 0 };
+  const calm = await settleMachine();
+  const settled = `sync, then ${calm.idle ? 'idle' : 'still busy'} after ${fmt(calm.ms / 1000, 1)} s (${fmt(calm.busy * 100, 0)}% of the CPU busy in the last second${calm.idle ? '' : '; the bench went on'})`;
+  const results: Results = { machine: describeMachine(sharp.versions.vips, settled), seconds: 0 };
   const m = results.machine;
   log(`tusgate bench: ${m.cores} cores (${m.cpu}), ${m.memory}, ${m.os}, Node ${m.node}, ${m.date}`);
   log(`work dir ${workDir}`);
+  log(`before the first benchmark: ${settled}`);
 
   if (only.has(1)) {
     const rounds = envInt('BENCH_ROUNDS', 5);
