@@ -7,10 +7,10 @@
  *
  * Every measured run has a server process of its own: start, one warm-up upload (the case's
  * chunking, not counted), the measured upload, stop. A round is none, then jwt, or jwt, then
- * none: the order alternates by round, and BENCH_AUTH_ROUNDS (default 10; with 6, none's own runs spread wider than the 3% the target resolves) is even so that each
- * kind goes first as often. Each jwt
- * server is first checked to refuse a POST without a token (401), so that no "jwt" number
- * is one of a server with auth off.
+ * none: the order alternates by round, and BENCH_AUTH_ROUNDS (default 10; with 6, none's own
+ * runs spread wider than the 3% the target resolves) is even so that each kind goes first as
+ * often. Each jwt server is first checked to refuse a POST without a token (401), so that no
+ * "jwt" number is one of a server with auth off.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
