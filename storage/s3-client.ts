@@ -20,6 +20,12 @@ export function s3ClientConfig(settings: S3Settings): S3ClientConfig {
     forcePathStyle: settings.forcePathStyle,
     requestChecksumCalculation: settings.checksumMode,
     responseChecksumValidation: settings.checksumMode,
+    // No `Expect: 100-continue` on bodies of 2 MB or more (the SDK's default): the SDK sends
+    // each such request on a connection of its own, opened for it and closed after it, and
+    // waits a round trip for S3's 100 before the first byte. Every part and every object of
+    // an upload paid both. What the header would save is the body of a request S3 refuses
+    // (bad credentials, a missing bucket), which the server stops sending at the refusal.
+    expectContinueHeader: false,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
   };
 }
