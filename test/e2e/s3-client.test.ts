@@ -1,74 +1,47 @@
 /**
  * The S3 client tusgate builds (storage/s3-client.ts) against the real RGW, through a TCP
- * relay that counts the connections it opens. Parts and objects of several MiB reuse the
+ * proxy that counts the connections made to it. Parts and objects of several MiB reuse the
  * client's keep-alive connections: with `Expect: 100-continue` (the SDK's default for bodies
  * of 2 MB or more) the SDK sends each such request on a connection of its own, opened for it
  * and closed after it, and waits a round trip for RGW's 100 before the first byte.
  */
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { s3ClientConfig } from '../../storage/s3-client.ts';
+import { z } from 'zod';
 import { createBuckets, emptyBucket, s3Client } from '../support/services.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 
 const services = inject('services');
 const MiB = 1024 * 1024;
 const bucket = `s3client-${Date.now().toString(36)}`;
-
-/** A TCP relay to RGW that counts the connections made to it. */
-async function countingRelay(target: URL): Promise<{ endpoint: string; connections: () => number; close: () => Promise<void> }> {
-  let connections = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
-    connections += 1;
-    const outbound = net.connect(Number(target.port), target.hostname);
-    for (const socket of [inbound, outbound]) {
-      sockets.add(socket);
-      socket.on('error', () => {
-        inbound.destroy();
-        outbound.destroy();
-      });
-      socket.on('close', () => sockets.delete(socket));
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('the relay has no port');
-  return {
-    endpoint: `http://127.0.0.1:${address.port}`,
-    connections: () => connections,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+/** The headers of the HTTP request the SDK is about to send. */
+const requestHeaders = z.object({ headers: z.record(z.string(), z.string()) });
 
 describe('the S3 client', () => {
   const admin = s3Client(services);
-  let relay: Awaited<ReturnType<typeof countingRelay>>;
+  let proxy: TcpProxy;
 
   beforeAll(async () => {
     await createBuckets(admin, bucket);
-    relay = await countingRelay(new URL(services.s3.endpoint));
+    proxy = await startTcpProxy(Number(new URL(services.s3.endpoint).port));
   });
 
   afterAll(async () => {
-    await relay.close();
+    await proxy.close();
     await emptyBucket(admin, bucket);
   });
 
   it('sends large objects one after another on one kept-alive connection, without waiting for a 100 Continue', async () => {
     const client = new S3Client({
-      ...s3ClientConfig({ endpoint: relay.endpoint, region: services.s3.region, forcePathStyle: true, checksumMode: 'WHEN_REQUIRED' }),
+      ...s3ClientConfig({ endpoint: `http://127.0.0.1:${proxy.port}`, region: services.s3.region, forcePathStyle: true, checksumMode: 'WHEN_REQUIRED' }),
       credentials: { accessKeyId: services.s3.accessKeyId, secretAccessKey: services.s3.secretAccessKey },
     });
     const expects: string[] = [];
     client.middlewareStack.add(
       (next) => async (args) => {
-        const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
+        const { headers } = requestHeaders.parse(args.request);
         expects.push(headers.Expect ?? headers.expect ?? 'none');
         return next(args);
       },
@@ -80,7 +53,7 @@ describe('the S3 client', () => {
     }
     const back = await client.send(new GetObjectCommand({ Bucket: bucket, Key: 'big-1' }));
     expect(Buffer.from(await back.Body?.transformToByteArray() ?? []).equals(data[1] ?? Buffer.alloc(0))).toBe(true);
-    expect(relay.connections()).toBe(1);
+    expect(proxy.connections()).toBe(1);
     expect(expects).toEqual(['none', 'none', 'none']);
     client.destroy();
   });

@@ -4,6 +4,8 @@ import net from 'node:net';
 export interface TcpProxy {
   /** host:port of the proxy. */
   port: number;
+  /** Connections clients made to the proxy since it started. */
+  connections(): number;
   cut(): Promise<void>;
   restore(): Promise<void>;
   close(): Promise<void>;
@@ -11,6 +13,7 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const track = (socket: net.Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -18,6 +21,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   const open = (port: number): Promise<net.Server> =>
     new Promise((resolve, reject) => {
       const server = net.createServer((client) => {
+        connections += 1;
         const upstream = net.connect(targetPort, targetHost);
         track(client);
         track(upstream);
@@ -40,6 +44,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   const { port } = address;
   return {
     port,
+    connections: () => connections,
     async cut() {
       const closing = server;
       server = undefined;
