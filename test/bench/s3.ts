@@ -1,10 +1,14 @@
 /**
- * Benchmark 5: the S3 path. The same bytes reach the same Ceph RGW three ways:
+ * Benchmark 5: the S3 path. The same bytes reach the same Ceph RGW five ways:
  * - PutObject: the AWS SDK in the bench process, one PutObject per upload (no tus at all);
+ * - the hop: a plain Node http server that streams each PATCH body into one PutObject
+ *   (s3-hop-server.ts), Node's own limit for a server between the client and S3 here, and
+ *   the same with the upload's `.info` record written at creation (HOP_RECORD=1);
  * - bare @tus/server + @tus/s3-store (baseline-server.ts, BENCH_STORE=s3);
  * - tusgate with TUS_STORE=s3.
- * Timed to "every byte is in S3": the PutObject's response; the bare server's final PATCH
- * response (S3Store completes the multipart upload in it); tusgate's `upload received` log
+ * Timed to "every byte is in S3": the PutObject's response; the hop's and the bare server's
+ * final PATCH response (the hop answers after its PutObject, S3Store after it completed the
+ * multipart upload); tusgate's `upload received` log
  * line, written when @tus/server hands the completed upload to the finish. tusgate's final
  * response (after the finish: download, sha256, transcode, publish, delete) is reported too.
  *
@@ -21,13 +25,21 @@ import { createBuckets, emptyBucket, s3Client, s3Env, type Services } from '../s
 import { tusUpload } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
 import { cpuOfAll, pidsWith, readIo, readStat } from './proc.ts';
-import { MiB, startBaseline, startTusgate, type Target } from './servers.ts';
+import { MiB, startBaseline, startHop, startTusgate, type Target } from './servers.ts';
 import { countStatuses, fmt, MB, median, rotated } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
 
 export const S3_PART_SIZE = 8 * MiB;
 
-export type S3Path = 'putobject' | 'baseline' | 'tusgate';
+export type S3Path = 'putobject' | 'hop' | 'hop-record' | 'baseline' | 'tusgate';
+
+const PATH_NAMES: Record<S3Path, string> = {
+  putobject: 'PutObject',
+  hop: 'http -> PutObject hop',
+  'hop-record': 'hop + .info',
+  baseline: 'bare S3Store',
+  tusgate: 'tusgate',
+};
 
 export interface S3Run {
   case: string;
@@ -57,9 +69,10 @@ export interface S3Case {
   stored: Record<S3Path, number>;
   /** tusgate's median MB/s to its final response (the finish included). */
   tusgateDone: number;
-  /** tusgate / PutObject, and tusgate / bare S3Store. */
+  /** tusgate / PutObject, tusgate / bare S3Store, tusgate / the hop with the `.info` record. */
   ratio: number;
   ratioToBaseline: number;
+  ratioToHop: number;
 }
 
 /** Bytes one server process moved for one 4 MiB upload, by chunk size. */
@@ -122,7 +135,7 @@ async function putObjects(s3: S3Client, bucket: string, payload: Buffer, uploads
  * arrives; for the bare server, both are taken at the final response.
  */
 async function tusUploads(
-  target: Target,
+  target: Target<string>,
   payload: Buffer,
   uploads: number,
   cephCpu: () => number,
@@ -204,9 +217,11 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
   if (cephPids.length === 0) throw new Error(`benchmark 5: no Ceph process found with ${path.join(services.scratch, 'ceph')} in its command line`);
   const cephCpu = cpuOfAll(cephPids);
   const tag = Date.now().toString(36);
-  const buckets = { put: `bench-put-${tag}`, baseline: `bench-bare-${tag}`, tusgate: `bench-gate-${tag}` };
-  await createBuckets(s3, buckets.put, buckets.baseline, buckets.tusgate);
+  const buckets = { put: `bench-put-${tag}`, hop: `bench-hop-${tag}`, hopRecord: `bench-hopr-${tag}`, baseline: `bench-bare-${tag}`, tusgate: `bench-gate-${tag}` };
+  await createBuckets(s3, ...Object.values(buckets));
   const env = s3Env(services, {}, false);
+  const hop = await startHop({ ...env, S3_BUCKET: buckets.hop });
+  const hopRecord = await startHop({ ...env, S3_BUCKET: buckets.hopRecord, HOP_RECORD: '1' });
   const baseline = await startBaseline(path.join(workDir, 's3-baseline'), {
     ...env,
     BENCH_STORE: 's3',
@@ -230,6 +245,8 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
     ];
     const paths: Array<{ path: S3Path; run: (payload: Buffer, uploads: number, id: string) => ReturnType<typeof putObjects> }> = [
       { path: 'putobject', run: (payload, uploads, id) => putObjects(s3, buckets.put, payload, uploads, id, cephCpu) },
+      { path: 'hop', run: async (payload, uploads) => tusUploads(hop, payload, uploads, cephCpu) },
+      { path: 'hop-record', run: async (payload, uploads) => tusUploads(hopRecord, payload, uploads, cephCpu) },
       { path: 'baseline', run: async (payload, uploads) => tusUploads(baseline, payload, uploads, cephCpu) },
       { path: 'tusgate', run: async (payload, uploads) => tusUploads(tusgate, payload, uploads, cephCpu) },
     ];
@@ -257,7 +274,13 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
       }
       const medianOf = (p: S3Path, key: 'msStored' | 'msDone') =>
         median(runs.filter((r) => r.path === p).map((r) => (r[key] === null ? Number.NaN : r.bytes / MB / ((r[key] as number) / 1000))));
-      const stored = { putobject: medianOf('putobject', 'msStored'), baseline: medianOf('baseline', 'msStored'), tusgate: medianOf('tusgate', 'msStored') };
+      const stored = {
+        putobject: medianOf('putobject', 'msStored'),
+        hop: medianOf('hop', 'msStored'),
+        'hop-record': medianOf('hop-record', 'msStored'),
+        baseline: medianOf('baseline', 'msStored'),
+        tusgate: medianOf('tusgate', 'msStored'),
+      };
       out.push({
         ...c,
         runs,
@@ -265,6 +288,7 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
         tusgateDone: medianOf('tusgate', 'msDone'),
         ratio: stored.tusgate / stored.putobject,
         ratioToBaseline: stored.tusgate / stored.baseline,
+        ratioToHop: stored.tusgate / stored['hop-record'],
       });
     }
     log('  traffic: one 4 MiB upload, one PATCH vs 64 KiB PATCHes (the bare S3Store once: it is slow and quadratic)');
@@ -280,6 +304,8 @@ export async function s3Bench(workDir: string, services: Services, rounds: numbe
     log(`  (load average at the end of benchmark 5, 1 / 5 / 15 min: ${loadAfter})`);
     return { rounds, partSize: S3_PART_SIZE, cases: out, traffic, loadAfter, cores: os.availableParallelism() };
   } finally {
+    await hop.stop();
+    await hopRecord.stop();
     await baseline.stop();
     await tusgate.stop();
     await settle().catch(() => {});
@@ -317,15 +343,35 @@ function trafficRows(result: S3Result): SummaryRow[] {
 }
 
 function caseRows(c: S3Case): SummaryRow[] {
+  const { putobject, hop } = c.stored;
+  const hopRecord = c.stored['hop-record'];
   return [
     {
       benchmark: `5 S3 path ${c.label}`,
       metric: 'median MB/s to every byte in S3',
       tusgate: fmt(c.stored.tusgate),
-      baseline: `${fmt(c.stored.putobject)} (PutObject)`,
+      baseline: `${fmt(putobject)} (PutObject)`,
       ratio: `${fmt(c.ratio, 3)}x`,
       target: '>= 0.8x',
       result: verdict(Number.isFinite(c.ratio) ? c.ratio >= 0.8 : undefined),
+    },
+    {
+      benchmark: `5 S3 path ${c.label}`,
+      metric: 'the http -> PutObject hop vs PutObject, without / with the .info at creation',
+      tusgate: `${fmt(hop)} / ${fmt(hopRecord)} (hop)`,
+      baseline: `${fmt(putobject)} (PutObject)`,
+      ratio: `${fmt(hop / putobject, 3)}x / ${fmt(hopRecord / putobject, 3)}x`,
+      target: 'none (Node\'s limit here)',
+      result: 'info' as const,
+    },
+    {
+      benchmark: `5 S3 path ${c.label}`,
+      metric: 'tusgate vs the hop with the .info',
+      tusgate: fmt(c.stored.tusgate),
+      baseline: `${fmt(hopRecord)} (hop + .info)`,
+      ratio: `${fmt(c.ratioToHop, 3)}x`,
+      target: 'none (reported)',
+      result: 'info' as const,
     },
     {
       benchmark: `5 S3 path ${c.label}`,
@@ -346,20 +392,24 @@ export function s3Section(result: S3Result): string {
     [
       '- **S3 server**: Ceph RGW 16 (Debian), single node, memstore OSD, on loopback, started by the bench through deploy/services/ceph-rgw.sh, with `tcp_nodelay=1` on its beast frontend: without it every RGW response that has a body (GetObject, ListParts, CreateMultipartUpload) waited ~44 ms for the client\'s delayed ACK (Nagle), measured here, and the S3Store paths ran at half the speed. Its garbage collector frees deleted objects at once (`rgw gc obj min wait = 0`): with the default 2 h, memstore kept every deleted byte in RAM, and multipart writes slowed by half as the OSD grew, measured here. It shares the two cores with the client and the servers.',
       '- **PutObject**: @aws-sdk/client-s3 in the bench process, one PutObject per upload from a Buffer (checksums WHEN_REQUIRED, as tusgate). No tus, no part splitting: the ceiling for "these bytes into this RGW".',
+      '- **http -> PutObject hop**: test/bench/s3-hop-server.ts, `http.createServer`; a POST answers 201, and the PATCH body (the whole upload) is streamed into one PutObject of the upload\'s object with tusgate\'s S3 client settings, answered 204 after S3 answered. No state, locks, gate or finish: Node\'s own limit here for any server between the client and S3, POST then PATCH as tus needs. **hop + .info**: the same, with its POST first writing the upload\'s `<id>.info` object, the record @tus/s3-store, tusd\'s s3store and tusgate write at creation.',
       `- **bare @tus/server + @tus/s3-store**: test/bench/baseline-server.ts with BENCH_STORE=s3, partSize ${fmt(result.partSize / MiB, 0)} MiB, the same client settings. Its final PATCH response comes after CompleteMultipartUpload.`,
       `- **tusgate**: TUS_STORE=s3, S3_PART_SIZE=${fmt(result.partSize / MiB, 0)} MiB, PUBLIC_STORE=file, no Redis. "In S3" is the \`upload received\` log line (the object is written, in one PutObject or by completing its multipart upload, and @tus/server calls the finish); "final response" adds the finish: download of the staged object, sha256, transcode, publish, deletion of the staged object.`,
       '- **Driver**: tus-js-client 4, Buffer source, POST then one PATCH per upload, no retries; the payload is the benchmark 1 JPEG plus filler.',
-      `- **Order**: a warm-up of 2 x 8 MiB per path (not counted), then the three interleaved in an order rotated each round (PutObject, bare, tusgate; then bare, tusgate, PutObject; ...), ${result.rounds} runs each per case; every bucket is emptied between runs. Medians.`,
+      `- **Order**: a warm-up of 2 x 8 MiB per path (not counted), then the five interleaved in an order rotated each round (PutObject, hop, hop + .info, bare, tusgate; then hop, hop + .info, bare, tusgate, PutObject; ...), ${result.rounds} runs each per case; every bucket is emptied between runs. Medians.`,
     ].join('\n'),
     '',
     mdTable(
-      ['case', 'PutObject MB/s', 'bare S3Store MB/s', 'tusgate MB/s in S3', 'tusgate / PutObject', 'tusgate / bare', 'tusgate MB/s to final response (incl. finish)'],
+      ['case', 'PutObject MB/s', 'hop MB/s', 'hop + .info MB/s', 'bare S3Store MB/s', 'tusgate MB/s in S3', 'tusgate / PutObject', 'tusgate / hop + .info', 'tusgate / bare', 'tusgate MB/s to final response (incl. finish)'],
       result.cases.map((c) => [
         c.label,
         fmt(c.stored.putobject),
+        fmt(c.stored.hop),
+        fmt(c.stored['hop-record']),
         fmt(c.stored.baseline),
         fmt(c.stored.tusgate),
         `${fmt(c.ratio, 3)}x`,
+        `${fmt(c.ratioToHop, 3)}x`,
         `${fmt(c.ratioToBaseline, 3)}x`,
         fmt(c.tusgateDone),
       ]),
@@ -404,7 +454,8 @@ function cpuBudget(c: S3Case, cores: number | undefined): string {
   const sum = (p: S3Path) => (p === 'putobject' ? 0 : of(p, 'serverCpuMs')) + of(p, 'clientCpuMs') + of(p, 'cephCpuMs');
   const line = (p: S3Path, name: string) =>
     `${name}: Ceph ${fmt(of(p, 'cephCpuMs'), 0)}${p === 'putobject' ? '' : ` + server ${fmt(of(p, 'serverCpuMs'), 0)}`} + client ${fmt(of(p, 'clientCpuMs'), 0)} = ${fmt(sum(p), 0)} CPU-ms in ${fmt(ms(p), 0)} ms`;
-  const text = `${c.label}, medians per ${fmt((c.size * c.uploads) / MiB, 0)} MiB: ${line('putobject', 'PutObject')}; ${line('baseline', 'bare S3Store')}; ${line('tusgate', 'tusgate')}.`;
+  const paths: S3Path[] = ['putobject', 'hop', 'hop-record', 'baseline', 'tusgate'];
+  const text = `${c.label}, medians per ${fmt((c.size * c.uploads) / MiB, 0)} MiB: ${paths.map((p) => line(p, PATH_NAMES[p])).join('; ')}.`;
   if (cores === undefined || !Number.isFinite(sum('tusgate'))) return text;
   // 0.8x of PutObject's speed is 1.25x its time: all the CPU of tusgate's path must fit in it
   const allowed = (ms('putobject') / 0.8) * cores;
@@ -420,6 +471,24 @@ function cpuBudget(c: S3Case, cores: number | undefined): string {
   );
 }
 
+/**
+ * What the hop measured in this run says about the 0.8x target: the hop with the `.info` is
+ * what any tus server that keeps S3Store's layout must at least do on this machine.
+ */
+function hopSentence(result: S3Result): string {
+  const cpu = (c: S3Case, p: S3Path) => median(c.runs.filter((r) => r.path === p).map((r) => r.serverCpuMs ?? Number.NaN));
+  const each = result.cases.map(
+    (c) =>
+      `${c.label} ${fmt(c.stored.hop / c.stored.putobject, 2)}x PutObject without the \`.info\` and ${fmt(c.stored['hop-record'] / c.stored.putobject, 2)}x with it (its server: ${fmt(cpu(c, 'hop-record'), 0)} CPU-ms, tusgate's ${fmt(cpu(c, 'tusgate'), 0)}), tusgate ${fmt(c.ratioToHop, 2)}x the hop with the \`.info\``,
+  );
+  const short = result.cases.filter((c) => c.stored['hop-record'] / c.stored.putobject < 0.8);
+  const verdictText =
+    short.length > 0
+      ? `So on this machine even a server that writes the upload's record and forwards its bytes, with nothing else, stays under 0.8x of PutObject for ${short.map((c) => c.label).join(' and ')}: there the target is out of reach for a tus server that keeps S3Store's layout, and what tusgate can still gain is the gap to the hop.`
+      : 'So the hop itself reaches 0.8x of PutObject here: what tusgate misses is its own work.';
+  return `The http -> PutObject hop (test/bench/s3-hop-server.ts), measured in this run: ${each.join('; ')}. ${verdictText}`;
+}
+
 /** What the CPU columns say, following the numbers. */
 function s3Reading(result: S3Result): string {
   const parts = [
@@ -432,7 +501,8 @@ function s3Reading(result: S3Result): string {
       `Under 0.8x of PutObject: ${behind.map((c) => `${c.label} ${fmt(c.ratio, 2)}x (bare @tus/server + S3Store: ${fmt(c.stored.baseline / c.stored.putobject, 2)}x)`).join('; ')}. ` +
         'tusgate streams each part straight into UploadPart (storage/s3-part-writer.ts; the bare S3Store writes every part to a temporary file and reads it back), and an upload that fits one part goes to its object in one PutObject, as the baseline does; what is left is per upload: the POST (the `.info` object, then the state record), the client\'s round trip from the 201 to its PATCH, one ListObjectsV2 in the PATCH (asked while the gate reads the first bytes), and the hop through the server, on two cores shared with RGW, the client and whatever else the machine runs (see the load average). ' +
         'With several uploads at once, the finishes of the first ones (GetObject of the staged original, sha256, transcode, DeleteObjects) may run while the last ones are still arriving: in one traced run of 8 x 8 MiB, five of the eight downloads overlapped the last 200 ms of receiving; in two later ones, every download began after the last byte was in S3. ' +
-        'During development, a minimal Node server that streams each request body into one PutObject (plain http PUTs, no tus) ran at PutObject\'s own speed here: 1.21x for 1 x 64 MiB and 0.96x for 8 x 8 MiB (5 rounds each), with 130 to 210 ms of its own CPU per 64 MiB. So the hop through a server is not the cost; tusgate\'s work per upload is: two requests instead of one (POST, then PATCH), six S3 requests for an upload that fits one part (tusgate_s3_requests_total, checked by test/e2e/s3-staging.test.ts: the `.info` at creation; a listing and the object in the PATCH; the download, a listing and one DeleteObjects in the finish), about forty file operations (its state records, written atomically with fsync, the lock marks, the finish\'s temporary file and the artifact), the gate, and the finish. In a CPU profile of 10 rounds of 8 x 8 MiB the server\'s busy time was about 580 ms per round, against 130 to 210 ms for the minimal server. ' +
+        `${hopSentence(result)} ` +
+        'tusgate\'s work per upload beyond the hop\'s: six S3 requests for an upload that fits one part (tusgate_s3_requests_total, checked by test/e2e/s3-staging.test.ts: the `.info` at creation; a listing and the object in the PATCH; the download, a listing and one DeleteObjects in the finish), about forty file operations (its state records, written atomically with fsync, the lock marks, the finish\'s temporary file and the artifact), the gate, and the finish. ' +
         'Multipart itself costs something on this RGW: the SDK alone, from memory, 64 MiB in 8 MiB parts took ~430 ms with two parts in flight against ~350 ms for one PutObject on the same RGW (0.82x; 0.62x one part at a time, about 1.0x with four in flight or 16 MiB parts), the ceiling of a server that stages in 8 MiB parts and waits for each part\'s answer before the next but one. tusgate keeps up to S3_PARTS_IN_FLIGHT (4) parts of an upload in flight: in two interleaved A/Bs of 16 rounds (two tusgate processes on one RGW, 1 x 64 MiB, started in both orders) four in flight gave 0.96x and 0.98x PutObject where two gave 0.90x and 0.92x. With several uploads at once the server\'s own CPU (the column above) competes with RGW\'s on these two cores. Measured with no gain on 8 x 8 MiB (interleaved A/Bs, 12 rounds, both orders): writing the `allowed` state record while the bytes flow to S3 instead of before (that fsync took 15 to 127 ms with eight at once), and S3_STREAM_AFTER_BYTES at 256 KiB or 64 KiB (the UploadPart opens sooner, then takes longer: these two cores are busy either way). Without `Expect: 100-continue` (storage/s3-client.ts), which made the SDK open a connection of its own for every part and object of 2 MB or more and wait a round trip for RGW\'s 100, the time to in S3 was 0.92x and 0.97x for 8 x 8 MiB and 0.92x for 1 x 64 MiB in three interleaved A/Bs of 12 rounds (an earlier session\'s A/B had shown no gain). The PutObject baseline keeps the SDK\'s default. ' +
         'Ceph alone (radosgw and its OSD) spends about as much CPU on tusgate\'s path as on PutObject\'s, so on two cores tusgate\'s path reaches 0.8x only if its server needs no more than what the CPU sentence of each case leaves it, and only if its requests leave no time unused. Where tusgate\'s CPU goes, measured during development: a POST costs 3.3 ms of server CPU with file staging (bare @tus/server + FileStore: 1.3 ms; strace counts about thirty file operations, each a trip through libuv\'s thread pool, for the state record, its index entry, the lock mark and the staging record) and 5.8 ms with S3 staging (the `.info` PutObject); a PATCH of a small upload about 11 ms beside its bytes (from rounds of 8 x 1 MiB: 22 ms an upload in all); and mark-compacts: `--trace-gc` showed two to three of them per 64 MiB, back to back, each freeing almost nothing, as in the slow mode of benchmark 1. A larger young generation did not change their number (`--max-semi-space-size=16`: the same two to three per 64 MiB). The chunks of a part are kept until the part is full (for a body that ends early) and were left to the collector; they are now freed once S3 acknowledged their part (storage/s3-part-writer.ts), which took the mark-compacts of eight 64 MiB uploads from 23 to 18 and the server CPU to in S3 down by about a tenth (two fresh processes each, 6 rounds: 8 x 8 MiB medians 460 and 480 ms against 490 and 540; 1 x 64 MiB 360 and 300 against 400 and 340). What started them was V8\'s limit for the old generation: after each mark-compact it allowed this small heap (about 26 MB live) only its minimum step, live + 8 MB (`--trace-incremental-marking`: "Start (allocation limit)" at 28 MB of a 36 MB limit), which the objects of the parts in flight (the SDK\'s request and its signing, the part\'s chunks), promoted through the 1 MiB young generation, filled within one upload. Since then the server sets V8\'s growing factor to 1 + HEAP_GROWING_PERCENT/100 (default 100, so 2) once it listens (server/heap-growing.ts): in interleaved A/Bs on one RGW (one process each, 12 rounds; the first two with the flag on node\'s command line against none, the third with HEAP_GROWING_PERCENT=0 against the default), the time to in S3 was 0.80x, 0.89x and 0.87x of V8\'s own rule for 1 x 64 MiB and 0.96x, 0.94x and 0.86x for 8 x 8 MiB, and the server\'s CPU per round (to the final response, the finish included) 79 to 88% of it; `--trace-gc` then showed at most one mark-compact per 64 MiB. The idle RSS and the peak of benchmark 8 did not grow (that benchmark, one run each: idle 88.4 against 86.6 MB with the factor set on node\'s command line, which is why it is set only after start-up; peak 222.9 against 227.8 MB).',
     );

@@ -1,8 +1,9 @@
 /**
  * The servers under test, as child processes on loopback: tusgate (the real server, via
- * test/support/server.ts), the bare @tus/server baseline (baseline-server.ts) and the plain
- * Node http -> fs writer (plain-server.ts). Every child started here is stopped by
- * stopAll(), also when the run is interrupted.
+ * test/support/server.ts), the bare @tus/server baseline (baseline-server.ts), the plain
+ * Node http -> fs writer (plain-server.ts) and its S3 counterpart, the http -> PutObject hop
+ * (s3-hop-server.ts). Every child started here is stopped by stopAll(), also when the run
+ * is interrupted.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -69,9 +70,14 @@ export function startPlain(dataDir: string): Promise<Target<'plain'>> {
   return startBenchServer('plain', 'plain-server.ts', dataDir, {});
 }
 
+/** The plain Node http -> PutObject hop (s3-hop-server.ts); `env` has the S3 settings, and HOP_RECORD=1 for the `.info` at creation. */
+export function startHop(env: Record<string, string>): Promise<Target<'hop'>> {
+  return startBenchServer('hop', 's3-hop-server.ts', '', env);
+}
+
 /** One of test/bench's own servers as `node --import tsx test/bench/<script>`; ready when it prints `<name> listening`. */
-async function startBenchServer<Name extends 'baseline' | 'plain'>(name: Name, script: string, dataDir: string, env: Record<string, string>): Promise<Target<Name>> {
-  fs.mkdirSync(dataDir, { recursive: true });
+async function startBenchServer<Name extends 'baseline' | 'plain' | 'hop'>(name: Name, script: string, dataDir: string, env: Record<string, string>): Promise<Target<Name>> {
+  if (dataDir) fs.mkdirSync(dataDir, { recursive: true });
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join('test', 'bench', script)], {
     cwd: ROOT,
