@@ -9,9 +9,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { answer, serveTiny } from './tiny-tus.ts';
 
 const port = Number(process.env.PORT);
 const directory = process.env.BENCH_DIR;
@@ -22,12 +23,6 @@ if (!directory || !Number.isInteger(port)) {
 
 /** Upload id -> its declared length and the bytes written so far. */
 const uploads = new Map<string, { length: number; offset: number }>();
-const TUS = { 'Tus-Resumable': '1.0.0' };
-
-function answer(res: http.ServerResponse, status: number, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...TUS, ...headers });
-  res.end();
-}
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -62,15 +57,4 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
   return answer(res, 405);
 }
 
-const server = http.createServer((req, res) => {
-  handle(req, res).catch(() => {
-    if (!res.headersSent) answer(res, 500);
-    else res.destroy();
-  });
-});
-// Same as tusgate and the bare @tus/server: no request timeout on long PATCH bodies.
-server.requestTimeout = 0;
-server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ msg: 'plain listening', port })}\n`);
-});
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+serveTiny('plain', port, handle);

@@ -13,9 +13,10 @@
  * credentials, HOP_RECORD.
  */
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
 import { S3 } from '@aws-sdk/client-s3';
 import { s3ClientConfig } from '../../storage/s3-client.ts';
+import { answer, serveTiny } from './tiny-tus.ts';
 
 const port = Number(process.env.PORT);
 const bucket = process.env.S3_BUCKET;
@@ -28,12 +29,6 @@ const s3 = new S3(s3ClientConfig({ endpoint: process.env.S3_ENDPOINT, region: pr
 
 /** Upload id -> its declared length and whether its object is in S3. */
 const uploads = new Map<string, { length: number; offset: number }>();
-const TUS = { 'Tus-Resumable': '1.0.0' };
-
-function answer(res: http.ServerResponse, status: number, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...TUS, ...headers });
-  res.end();
-}
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -70,14 +65,4 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
   return answer(res, 405);
 }
 
-const server = http.createServer((req, res) => {
-  handle(req, res).catch(() => {
-    if (!res.headersSent) answer(res, 500);
-    else res.destroy();
-  });
-});
-server.requestTimeout = 0;
-server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ msg: 'hop listening', port })}\n`);
-});
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+serveTiny('hop', port, handle);
