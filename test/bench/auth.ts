@@ -207,7 +207,8 @@ function authReading(result: AuthResult): string {
   const parts = [`Load average when the benchmark ended (1 / 5 / 15 min): ${result.loadAfter}.`, 'Server CPU time from /proc/<pid>/stat (10 ms ticks), from the start to the moment every byte was stored, medians:'];
   for (const c of result.cases) {
     const cpu = (kind: AuthKind) => median(valuesOf(c.runs, kind, 'serverCpuStoredMs'));
-    parts.push(`${c.label}: none ${fmt(cpu('none'), 0)} ms, jwt ${fmt(cpu('jwt'), 0)} ms.`);
+    const ratios = roundRatios(c.runs, result.rounds).filter(Number.isFinite);
+    parts.push(`${c.label}: none ${fmt(cpu('none'), 0)} ms, jwt ${fmt(cpu('jwt'), 0)} ms; the rounds' jwt / none ran from ${fmt(minimum(ratios), 3)}x to ${fmt(Math.max(...ratios), 3)}x.`);
   }
   for (const c of result.cases.filter((c) => passes(c) === false)) {
     const none = valuesOf(c.runs, 'none', 'mbpsStored');
