@@ -143,7 +143,7 @@ export async function authBench(workDir: string, rounds: number, log: (line: str
 }
 
 /** Each round's jwt MB/s stored over its none MB/s (NaN for a round where either never stored every byte). */
-export function roundRatios(runs: ReadonlyArray<ReceiveRun<AuthKind>>, rounds: number): number[] {
+function roundRatios(runs: ReadonlyArray<ReceiveRun<AuthKind>>, rounds: number): number[] {
   const stored = (round: number, kind: AuthKind) => runs.find((r) => r.round === round && r.server === kind)?.mbpsStored ?? Number.NaN;
   return Array.from({ length: rounds }, (_, i) => stored(i + 1, 'jwt') / stored(i + 1, 'none'));
 }
@@ -175,7 +175,7 @@ export function authSection(result: AuthResult): string {
       `- **none**: tusgate as in benchmark 1 (LOG_LEVEL=info, MAX_UPLOAD_BYTES=2 GiB, ${env}), AUTH_MODE=none (what an unset AUTH_MODE means on a loopback HOST); the client sends no credential.`,
       `- **jwt**: the same with AUTH_MODE=jwt and AUTH_JWT_SECRET (64 hex characters, made anew by each bench run): every POST and PATCH carries \`Authorization: Bearer <token>\`, an HS256 token with \`sub\` and \`exp\` signed with jose, verified by the server on every request. Each jwt server is first checked to answer 401 to a POST without a token.`,
       '- **Driver, payload and measure**: those of benchmark 1 (tus-js-client, Buffer source, no retries; the JPEG plus filler; from `upload.start()` until the server process has written every byte, `/proc/<server pid>/io` wchar). In the chunked case tus-js-client sends 1 MiB PATCHes one after another: one auth check per request, so the case where a per-request cost would show.',
-      `- **Order**: every run on a fresh server process: start, one warm-up upload of ${fmt(AUTH_WARM_BYTES / MiB, 0)} MiB with the case's chunking (not counted), \`sync\`, the measured upload, stop; its data dir is then removed and \`sync\` run. A round is none, then jwt in odd rounds and jwt, then none in even ones (each kind goes first as often when the count is even); ${result.rounds} round${result.rounds === 1 ? '' : 's'} per case (\`BENCH_AUTH_ROUNDS\`). Median and minimum per kind. The ratio that meets the target (>= ${AUTH_TARGET}x) is the median over the rounds of each round's jwt / none: the two runs of a round are adjacent in time, so a drift of the machine's speed over the benchmark (here it can be a quarter between the first rounds and the last) cancels out, where the ratio of the two medians would carry it. That ratio of medians is shown beside it.`,
+      `- **Order**: every run on a fresh server process: start, one warm-up upload of ${fmt(AUTH_WARM_BYTES / MiB, 0)} MiB with the case's chunking (not counted), \`sync\`, the measured upload, stop; its data dir is then removed and \`sync\` run. A round is none, then jwt in odd rounds and jwt, then none in even ones (each kind goes first as often when the count is even); ${result.rounds} round${result.rounds === 1 ? '' : 's'} per case (\`BENCH_AUTH_ROUNDS\`). Median and minimum per kind. The ratio that meets the target (>= ${AUTH_TARGET}x) is the median over the rounds of each round's jwt / none: the two runs of a round are adjacent in time, so a drift of the machine's speed over the benchmark (here it can be a quarter between the first rounds and the last) cancels out, where the ratio of the two medians would carry it (${driftSentence(result)}). That ratio of medians is shown beside it.`,
     ].join('\n'),
     '',
     mdTable(
@@ -202,13 +202,24 @@ export function authSection(result: AuthResult): string {
   ].join('\n');
 }
 
+/** How far none's own speed moved between the first half of the rounds and the second, per case, in this run. */
+function driftSentence(result: AuthResult): string {
+  const half = Math.floor(result.rounds / 2);
+  const each = result.cases.map((c) => {
+    const none = (from: number, to: number) => median(c.runs.filter((r) => r.server === 'none' && r.round > from && r.round <= to).map((r) => r.mbpsStored ?? Number.NaN));
+    return `${c.label} ${fmt(none(half, result.rounds) / none(0, half), 2)}x`;
+  });
+  return `in this run, none's median over its last ${result.rounds - half} rounds divided by that over its first ${half}: ${each.join(', ')}`;
+}
+
 /** What the server CPU says, following the numbers. */
 function authReading(result: AuthResult): string {
   const parts = [`Load average when the benchmark ended (1 / 5 / 15 min): ${result.loadAfter}.`, 'Server CPU time from /proc/<pid>/stat (10 ms ticks), from the start to the moment every byte was stored, medians:'];
   for (const c of result.cases) {
     const cpu = (kind: AuthKind) => median(valuesOf(c.runs, kind, 'serverCpuStoredMs'));
     const ratios = roundRatios(c.runs, result.rounds).filter(Number.isFinite);
-    parts.push(`${c.label}: none ${fmt(cpu('none'), 0)} ms, jwt ${fmt(cpu('jwt'), 0)} ms; the rounds' jwt / none ran from ${fmt(minimum(ratios), 3)}x to ${fmt(Math.max(...ratios), 3)}x.`);
+    const spread = ratios.length > 0 ? `; the rounds' jwt / none ran from ${fmt(minimum(ratios), 3)}x to ${fmt(Math.max(...ratios), 3)}x` : '';
+    parts.push(`${c.label}: none ${fmt(cpu('none'), 0)} ms, jwt ${fmt(cpu('jwt'), 0)} ms${spread}.`);
   }
   for (const c of result.cases.filter((c) => passes(c) === false)) {
     const none = valuesOf(c.runs, 'none', 'mbpsStored');
