@@ -15,13 +15,24 @@ export function readIo(pid: number): IoCounters {
   return { rchar: field('rchar'), wchar: field('wchar') };
 }
 
-/** CPU time used by the process so far (user + system), ms, and its minor page faults. */
-export function readStat(pid: number): { cpuMs: number; minorFaults: number } {
+/** CPU time used by the process so far (user + system, and system alone), ms, and its minor page faults. */
+export function readStat(pid: number): { cpuMs: number; sysMs: number; minorFaults: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   // the fields after the command name (which may hold spaces): minflt is field 10, utime 14, stime 15
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
-  return { cpuMs: (ticks * 1000) / CLOCK_TICKS, minorFaults: Number(fields[7]) };
+  return { cpuMs: (ticks * 1000) / CLOCK_TICKS, sysMs: (Number(fields[12]) * 1000) / CLOCK_TICKS, minorFaults: Number(fields[7]) };
+}
+
+/**
+ * CPU time the hypervisor gave to others while this machine's vCPUs wanted to run (steal,
+ * /proc/stat, all CPUs together), ms so far: a run that took steal shared its cores with
+ * another machine, whatever the processes measured did.
+ */
+export function stealMs(): number {
+  const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/) ?? [];
+  // cpu user nice system idle iowait irq softirq steal ...
+  return (Number(cpu[8] ?? Number.NaN) * 1000) / CLOCK_TICKS;
 }
 
 export const cpuMs = (pid: number): number => readStat(pid).cpuMs;

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { type Chart, chartImage, throughputChart } from './charts.ts';
 import { tusUpload, type TusOptions } from './clients.ts';
 import { imageBuffer } from './payloads.ts';
-import { readIo, readMemory, readStat } from './proc.ts';
+import { readIo, readMemory, readStat, stealMs } from './proc.ts';
 import { MiB, startBaseline, startPlain, startTusgate, type Target } from './servers.ts';
 import { countStatuses, fmt, loadAverages, MB, median, minimum, rotated } from './stats.ts';
 import { mdTable, verdict, type SummaryRow } from './table.ts';
@@ -48,6 +48,10 @@ export interface ReceiveRun<Server extends string = ReceiveServer> {
   serverCpuMs: number;
   /** CPU time the server process used from start until every byte was stored, ms. */
   serverCpuStoredMs: number | null;
+  /** The system (kernel) part of serverCpuStoredMs, ms. */
+  serverSysStoredMs: number | null;
+  /** CPU time the machine lost to steal (the hypervisor's other guests) from start to the last response, ms (proc.ts stealMs). */
+  stealMs: number;
   /** Minor page faults of the server process from start until every byte was stored. */
   serverFaultsStored: number | null;
   /** Benchmark 1 (a fresh process per run): ms from spawn to listening. */
@@ -137,6 +141,7 @@ export async function timedRun<Server extends string>(
   const total = payload.length * uploads;
   const before = readIo(target.pid).wchar;
   const statBefore = readStat(target.pid);
+  const stealBefore = stealMs();
   let storedAt: number | null = null;
   let statAtStored = statBefore;
   const check = () => {
@@ -153,6 +158,7 @@ export async function timedRun<Server extends string>(
   clearInterval(poll);
   const serverWrote = readIo(target.pid).wchar - before;
   const serverCpuMs = readStat(target.pid).cpuMs - statBefore.cpuMs;
+  const steal = stealMs() - stealBefore;
   const msStored = storedAt === null ? null : (storedAt as number) - started;
   const msDone = doneAt - started;
   return {
@@ -169,13 +175,15 @@ export async function timedRun<Server extends string>(
     serverWrote,
     serverCpuMs,
     serverCpuStoredMs: storedAt === null ? null : statAtStored.cpuMs - statBefore.cpuMs,
+    serverSysStoredMs: storedAt === null ? null : statAtStored.sysMs - statBefore.sysMs,
+    stealMs: steal,
     serverFaultsStored: storedAt === null ? null : statAtStored.minorFaults - statBefore.minorFaults,
   };
 }
 
 /** A run as one progress line: `<case> round <n> <server> stored ... MB/s ...`. */
 export function runLine(run: ReceiveRun<string>): string {
-  return `  ${run.case} round ${run.round} ${run.server.padEnd(8)} stored ${run.mbpsStored?.toFixed(1) ?? 'n/a'} MB/s (${run.msStored?.toFixed(0) ?? 'n/a'} ms), final response ${run.mbpsDone.toFixed(1)} MB/s (${run.msDone.toFixed(0)} ms) [${run.statuses}] server CPU ${run.serverCpuStoredMs ?? 'n/a'} ms to stored (${run.serverFaultsStored ?? 'n/a'} minor faults), ${run.serverCpuMs.toFixed(0)} ms in all`;
+  return `  ${run.case} round ${run.round} ${run.server.padEnd(8)} stored ${run.mbpsStored?.toFixed(1) ?? 'n/a'} MB/s (${run.msStored?.toFixed(0) ?? 'n/a'} ms), final response ${run.mbpsDone.toFixed(1)} MB/s (${run.msDone.toFixed(0)} ms) [${run.statuses}] server CPU ${run.serverCpuStoredMs ?? 'n/a'} ms to stored (${run.serverSysStoredMs ?? 'n/a'} of it system, ${run.serverFaultsStored ?? 'n/a'} minor faults), ${run.serverCpuMs.toFixed(0)} ms in all; steal ${fmt(run.stealMs, 0)} ms`;
 }
 
 /** The values of `key` over the runs of one server (NaN where a run never reached it). */
@@ -200,10 +208,12 @@ export function rawRunsTable(cases: ReadonlyArray<{ name: string; runs: Readonly
       'MB/s stored',
       'ms to final response',
       'server CPU ms to stored',
+      'of it system',
       'server minor faults to stored',
       'server CPU ms in all',
       'server wrote (bytes)',
       'final statuses',
+      'machine steal ms',
       ...(fresh ? ['ms to start', 'warm-up MB/s stored', 'server peak RSS MB'] : []),
     ],
     cases.flatMap((c) =>
@@ -216,10 +226,12 @@ export function rawRunsTable(cases: ReadonlyArray<{ name: string; runs: Readonly
         fmt(r.mbpsStored),
         fmt(r.msDone, 0),
         r.serverCpuStoredMs ?? 'n/a',
+        r.serverSysStoredMs ?? 'n/a',
         r.serverFaultsStored ?? 'n/a',
         fmt(r.serverCpuMs, 0),
         r.serverWrote,
         r.statuses,
+        fmt(r.stealMs, 0),
         ...(fresh ? [fmt(r.msStart, 0), `${fmt(r.warmMbpsStored)}${r.warmStatuses && !/^1x20[04]$/.test(r.warmStatuses) ? ` [${r.warmStatuses}]` : ''}`, mbOf(r.serverPeakRss)] : []),
       ]),
     ),
@@ -375,7 +387,7 @@ export function receiveSection(result: ReceiveResult): string {
       '- **bare @tus/server**: test/bench/baseline-server.ts, `new Server({ path: \'/files\', datastore: new FileStore({ directory }) })` behind `http.createServer(server.handle.bind(server))`, no hooks (requestTimeout 0, as tusgate). It and the plain server run as `node --import tsx test/bench/<file>.ts` (the loader only compiles the module at load time).',
       `- **tusgate**: the real server as a child process, started as \`npm start\` starts it (\`node ${startArgs().join(' ')}\`), file staging, LOG_LEVEL=info, MAX_UPLOAD_BYTES=2 GiB, ${env}.`,
       '- **Driver**, the same for all three: tus-js-client 4 in Node, Buffer source, `chunkSize: Infinity` (POST, then the whole upload in one PATCH), no retries. The payload is a complete 640x480 JPEG followed by filler (1 MiB of random bytes repeated): the gate allows it on its header.',
-      '- **Measured**: from `upload.start()` until the server process has written every byte of the upload(s), read from `/proc/<server pid>/io` (`wchar`, polled every 1 ms). That is the receive path, socket to staged file. A tusgate upload\'s finish starts after its last byte is stored: for the single upload none of it is timed; with 16 concurrent uploads the finishes of the first ones may overlap the last bytes of the others, and that overlap is counted. `final response` is the time to the last response: for the other two it is the same moment; for tusgate it adds the finish (sha256 of the staged file, transcode of the JPEG, which succeeds since decoders stop at its end marker, publish).',
+      '- **Measured**: from `upload.start()` until the server process has written every byte of the upload(s), read from `/proc/<server pid>/io` (`wchar`, polled every 1 ms); with it the server\'s CPU (`/proc/<pid>/stat`, user and system) and the machine\'s steal time (`/proc/stat`: CPU the hypervisor gave to other guests while this one wanted it), so that a run slowed by the host tells itself apart from a slow server. That is the receive path, socket to staged file. A tusgate upload\'s finish starts after its last byte is stored: for the single upload none of it is timed; with 16 concurrent uploads the finishes of the first ones may overlap the last bytes of the others, and that overlap is counted. `final response` is the time to the last response: for the other two it is the same moment; for tusgate it adds the finish (sha256 of the staged file, transcode of the JPEG, which succeeds since decoders stop at its end marker, publish).',
       `- **Processes**: every measured run has a freshly started server process of its own: start, one warm-up upload of ${fmt(result.warmBytes / MiB, 0)} MiB (one PATCH, not counted), \`sync\`, the timed upload(s), stop; then its data dir is emptied and \`sync\` run. A process that stays in a slow mode for its whole life shows as one slow run instead of hiding in (or dominating) a long-lived server's rounds.`,
       `- **Order**: ${plural(result.rounds, 'round')} per case (\`BENCH_ROUNDS\`); a round runs the three servers one after another, in an order rotated each round (${roundOrder(1).join(', ')}; then ${roundOrder(2).join(', ')}; ...), so that each takes each place in turn. ${plural(result.rounds, 'process', 'processes')} per server and case, ${result.rounds * RECEIVE_SERVERS.length * result.cases.length} in all; benchmark 1 took ${fmt(result.seconds, 0)} s.`,
       `- **Targets**: tusgate's median >= ${times(RECEIVE_TARGETS.medianVsPlain, 2)} the plain server's median and >= ${times(RECEIVE_TARGETS.medianVsBaseline, 2)} the bare @tus/server's median; tusgate's minimum (its slowest process) >= ${times(RECEIVE_TARGETS.minVsBaseline, 2)} the bare @tus/server's median. The minimum against the plain median is reported.`,
