@@ -43,9 +43,11 @@ export interface AuthCase extends UploadCase {
   min: Record<AuthKind, number>;
   /** Median MB/s to the last final response (the finish included), per kind. */
   doneMedian: Record<AuthKind, number>;
+  /** Each round's jwt / none MB/s stored, round 1 first (NaN for a round where either never stored every byte). */
+  roundRatios: number[];
   /**
-   * The median over rounds of jwt / none within the round (the target): the two runs of a
-   * round are adjacent in time, so a drift of the machine's speed across the rounds cancels.
+   * The median of roundRatios (the target): the two runs of a round are adjacent in time,
+   * so a drift of the machine's speed across the rounds cancels.
    */
   ratio: number;
   /** median jwt / median none (reported). */
@@ -129,13 +131,15 @@ export async function authBench(workDir: string, rounds: number, log: (line: str
     const per = (f: (values: number[]) => number, key: 'mbpsStored' | 'mbpsDone') =>
       ({ none: f(valuesOf(runs, 'none', key)), jwt: f(valuesOf(runs, 'jwt', key)) });
     const medians = per(median, 'mbpsStored');
+    const ratios = roundRatios(runs, rounds);
     out.push({
       ...c,
       runs,
       median: medians,
       min: per(minimum, 'mbpsStored'),
       doneMedian: per(median, 'mbpsDone'),
-      ratio: median(roundRatios(runs, rounds)),
+      roundRatios: ratios,
+      ratio: median(ratios),
       ratioOfMedians: medians.jwt / medians.none,
     });
   }
@@ -175,7 +179,7 @@ export function authSection(result: AuthResult): string {
       `- **none**: tusgate as in benchmark 1 (LOG_LEVEL=info, MAX_UPLOAD_BYTES=2 GiB, ${env}), AUTH_MODE=none (what an unset AUTH_MODE means on a loopback HOST); the client sends no credential.`,
       `- **jwt**: the same with AUTH_MODE=jwt and AUTH_JWT_SECRET (64 hex characters, made anew by each bench run): every POST and PATCH carries \`Authorization: Bearer <token>\`, an HS256 token with \`sub\` and \`exp\` signed with jose, verified by the server on every request. Each jwt server is first checked to answer 401 to a POST without a token.`,
       '- **Driver, payload and measure**: those of benchmark 1 (tus-js-client, Buffer source, no retries; the JPEG plus filler; from `upload.start()` until the server process has written every byte, `/proc/<server pid>/io` wchar). In the chunked case tus-js-client sends 1 MiB PATCHes one after another: one auth check per request, so the case where a per-request cost would show.',
-      `- **Order**: every run on a fresh server process: start, one warm-up upload of ${fmt(AUTH_WARM_BYTES / MiB, 0)} MiB with the case's chunking (not counted), \`sync\`, the measured upload, stop; its data dir is then removed and \`sync\` run. A round is none, then jwt in odd rounds and jwt, then none in even ones (each kind goes first as often when the count is even); ${result.rounds} round${result.rounds === 1 ? '' : 's'} per case (\`BENCH_AUTH_ROUNDS\`). Median and minimum per kind. The ratio that meets the target (>= ${AUTH_TARGET}x) is the median over the rounds of each round's jwt / none: the two runs of a round are adjacent in time, so a drift of the machine's speed over the benchmark (here it can be a quarter between the first rounds and the last) cancels out, where the ratio of the two medians would carry it (${driftSentence(result)}). That ratio of medians is shown beside it.`,
+      `- **Order**: every run on a fresh server process: start, one warm-up upload of ${fmt(AUTH_WARM_BYTES / MiB, 0)} MiB with the case's chunking (not counted), \`sync\`, the measured upload, stop; its data dir is then removed and \`sync\` run. A round is none, then jwt in odd rounds and jwt, then none in even ones (each kind goes first as often when the count is even); ${result.rounds} round${result.rounds === 1 ? '' : 's'} per case (\`BENCH_AUTH_ROUNDS\`). Median and minimum per kind. The ratio that meets the target (>= ${AUTH_TARGET}x) is the median over the rounds of each round's jwt / none: the two runs of a round are adjacent in time, so a drift of the machine's speed over the benchmark cancels out, where the ratio of the two medians would carry it (${driftSentence(result)}). That ratio of medians is shown beside it.`,
     ].join('\n'),
     '',
     mdTable(
@@ -217,7 +221,7 @@ function authReading(result: AuthResult): string {
   const parts = [`Load average when the benchmark ended (1 / 5 / 15 min): ${result.loadAfter}.`, 'Server CPU time from /proc/<pid>/stat (10 ms ticks), from the start to the moment every byte was stored, medians:'];
   for (const c of result.cases) {
     const cpu = (kind: AuthKind) => median(valuesOf(c.runs, kind, 'serverCpuStoredMs'));
-    const ratios = roundRatios(c.runs, result.rounds).filter(Number.isFinite);
+    const ratios = c.roundRatios.filter(Number.isFinite);
     const spread = ratios.length > 0 ? `; the rounds' jwt / none ran from ${fmt(minimum(ratios), 3)}x to ${fmt(Math.max(...ratios), 3)}x` : '';
     parts.push(`${c.label}: none ${fmt(cpu('none'), 0)} ms, jwt ${fmt(cpu('jwt'), 0)} ms${spread}.`);
   }

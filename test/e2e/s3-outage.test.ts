@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { idOf } from '../support/faults.ts';
 import * as fixtures from '../support/fixtures.ts';
 import { create, head, patch, request, TUS } from '../support/http.ts';
 import { startServer, tempDir, type RunningServer } from '../support/server.ts';
@@ -69,8 +70,7 @@ describe('S3 unreachable', () => {
     expect([creation.status, creation.json<ErrorJson>().error.code, creation.headers.location]).toEqual([503, 'E_STORAGE_UNAVAILABLE', undefined]);
     // the refused creation left no state behind: no record, nothing counted as an active upload
     const records = (dir: string): string[] => fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
-    const uploadId = url.split('/').at(-1) ?? '';
-    expect(records(path.join(dataDir, 'state')).filter((name) => !name.startsWith(uploadId))).toEqual([]);
+    expect(records(path.join(dataDir, 'state')).filter((name) => !name.startsWith(idOf(url)))).toEqual([]);
     expect(server.logs.some((line) => line.msg === 'store unavailable: the client is told to retry' && line.code === 'E_STORAGE_UNAVAILABLE')).toBe(true);
 
     await proxy.restore();
