@@ -33,6 +33,8 @@ export interface Machine {
   loadAverage: string;
   /** How the machine settled before the first benchmark (settleMachine). */
   settled: string;
+  /** What the bench found and did about free page reporting (page-reporting.ts). */
+  pageReporting: string;
 }
 
 function version(name: string): string {
@@ -47,7 +49,7 @@ function version(name: string): string {
   }
 }
 
-export function describeMachine(libvips: string, settled: string): Machine {
+export function describeMachine(libvips: string, settled: string, pageReporting: string): Machine {
   let osName = os.type();
   try {
     osName = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? osName;
@@ -82,6 +84,7 @@ export function describeMachine(libvips: string, settled: string): Machine {
     commit,
     loadAverage: loadAverages(),
     settled,
+    pageReporting,
   };
 }
 
@@ -207,6 +210,7 @@ export function markdown(results: Results): string {
         ['tusgate commit', machine.commit],
         ['load average at start (1 / 5 / 15 min)', machine.loadAverage],
         ['before the first benchmark', machine.settled],
+        ['free page reporting (test/bench/page-reporting.ts)', machine.pageReporting],
       ],
     ),
   );
@@ -352,7 +356,7 @@ export function markdown(results: Results): string {
       '- It needs about 2 GiB free under the temp dir and takes a few minutes on 2 cores; every temp dir it makes (`$TMPDIR/tusgate-bench-*`) is removed at the end, also on Ctrl-C.',
       '- Benchmarks 5 and 6 start a throw-away Ceph RGW (4 GiB memstore), redis-server and nginx on loopback with deploy/services/*.sh, installing Debian\'s packages when they are missing (root), and stop them before benchmark 7.',
       '- Benchmark 1 starts a fresh server process for every measured run (3 servers x 2 cases x `BENCH_ROUNDS`, 30 processes by default): under a minute on 2 cores here; its section says how long it took.',
-      '- Knobs: `BENCH_ROUNDS` (runs per server per case in benchmarks 1 and 5, default 5; in benchmark 1 that many fresh processes per server and case), `BENCH_FINISH_IMAGES` (default 16), `BENCH_FINISH_ROUNDS` (default 3), `BENCH_INSTANCE_ROUNDS` (benchmark 6, default 3), `BENCH_AUTH_ROUNDS` (benchmark 7, rounds per case, default 10), `BENCH_FOOTPRINT_ROUNDS` (benchmark 8, loaded fresh processes per server, default 3), `BENCH_FOOTPRINT_IDLE` (benchmark 8, fresh processes per server for the idle RSS, default 3), `BENCH_AVIF_PHOTOS` and `BENCH_AVIF_ROUNDS` (benchmark 9, default 2 and 2), `BENCH_FINISH_LOAD_UPLOADS` (benchmark 10, default 50). Benchmark 9 installs Debian\'s `libavif-bin` (avifenc) and `libvips-tools` when missing (root). `npm run bench -- --only 5,6` runs some benchmarks and prints them without writing this file or the charts; with `BENCH_CHARTS_DIR=<folder>` it writes the charts of the benchmarks it ran into that folder.',
+      '- Knobs: `BENCH_ROUNDS` (runs per server per case in benchmarks 1 and 5, default 5; in benchmark 1 that many fresh processes per server and case), `BENCH_FINISH_IMAGES` (default 16), `BENCH_FINISH_ROUNDS` (default 3), `BENCH_INSTANCE_ROUNDS` (benchmark 6, default 3), `BENCH_AUTH_ROUNDS` (benchmark 7, rounds per case, default 10), `BENCH_FOOTPRINT_ROUNDS` (benchmark 8, loaded fresh processes per server, default 3), `BENCH_FOOTPRINT_IDLE` (benchmark 8, fresh processes per server for the idle RSS, default 3), `BENCH_AVIF_PHOTOS` and `BENCH_AVIF_ROUNDS` (benchmark 9, default 2 and 2), `BENCH_FINISH_LOAD_UPLOADS` (benchmark 10, default 50), `BENCH_PAGE_REPORTING=keep` (leaves free page reporting on; by default the bench stops it for its run where /sys/module/page_reporting exists and it is root, and touches 6 GiB once first: test/bench/page-reporting.ts). Benchmark 9 installs Debian\'s `libavif-bin` (avifenc) and `libvips-tools` when missing (root). `npm run bench -- --only 5,6` runs some benchmarks and prints them without writing this file or the charts; with `BENCH_CHARTS_DIR=<folder>` it writes the charts of the benchmarks it ran into that folder.',
     ].join('\n'),
   );
   out.push('');

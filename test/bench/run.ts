@@ -14,7 +14,8 @@
  * BENCH_FOOTPRINT_ROUNDS (benchmark 8, loaded fresh processes per server, default 3),
  * BENCH_FOOTPRINT_IDLE (benchmark 8, fresh processes per server for the idle RSS, default 3),
  * BENCH_AVIF_PHOTOS / BENCH_AVIF_ROUNDS (benchmark 9, default 2 / 2),
- * BENCH_FINISH_LOAD_UPLOADS (benchmark 10, default 50).
+ * BENCH_FINISH_LOAD_UPLOADS (benchmark 10, default 50), BENCH_PAGE_REPORTING=keep (leaves free
+ * page reporting on: page-reporting.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,6 +32,7 @@ import { ensureVipsthumbnail } from './debian-tools.ts';
 import { finishBench } from './finish.ts';
 import { instancesBench } from './instances.ts';
 import { memoryBench } from './memory.ts';
+import { pausePageReporting, type PageReporting } from './page-reporting.ts';
 import { settleMachine } from './proc.ts';
 import { receiveBench, receiveResultLines } from './receive.ts';
 import { refusalBench } from './refusal.ts';
@@ -65,11 +67,13 @@ runOnNode24(fileURLToPath(import.meta.url), process.argv.slice(2));
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tusgate-bench-'));
 let cleaned = false;
 let backends: Backends | undefined;
+let pageReporting: PageReporting | undefined;
 async function cleanUp(): Promise<void> {
   if (cleaned) return;
   cleaned = true;
   await stopAll();
   await backends?.stop();
+  pageReporting?.restore();
   fs.rmSync(workDir, { recursive: true, force: true });
 }
 
@@ -91,12 +95,14 @@ async function main(): Promise<void> {
   const started = performance.now();
   build(); // the servers run npm start's build
   const vips = only.has(4) ? ensureVipsthumbnail(log) : { ok: false, note: 'not run' };
+  pageReporting = pausePageReporting();
   const calm = await settleMachine();
   const settled = `sync, then ${calm.idle ? 'idle' : 'still busy'} after ${fmt(calm.ms / 1000, 1)} s (${fmt(calm.busy * 100, 0)}% of the CPU busy in the last second${calm.idle ? '' : '; the bench went on'})`;
-  const results: Results = { machine: describeMachine(sharp.versions.vips, settled), seconds: 0 };
+  const results: Results = { machine: describeMachine(sharp.versions.vips, settled, pageReporting.note), seconds: 0 };
   const m = results.machine;
   log(`tusgate bench: ${m.cores} cores (${m.cpu}), ${m.memory}, ${m.os}, Node ${m.node}, ${m.date}`);
   log(`work dir ${workDir}`);
+  log(`free page reporting: ${pageReporting.note}`);
   log(`before the first benchmark: ${settled}`);
 
   if (only.has(1)) {
