@@ -11,14 +11,17 @@
  * For its run the bench stops the reporting (a page_reporting_order above the largest buddy
  * order: no free block qualifies) and touches PREFAULT_BYTES of memory once in a child
  * process, so that the frames the servers get next are backed. The reporting order is put
- * back when the bench ends. BENCH_PAGE_REPORTING=keep leaves the machine as it is.
+ * back when the bench ends (also on Ctrl-C; a bench killed with SIGKILL leaves it stopped:
+ * write the order it printed back into ORDER_FILE). BENCH_PAGE_REPORTING=keep leaves the
+ * machine as it is. The memory touched is PREFAULT_BYTES, or half of what is free if that is less.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { fmt } from './stats.ts';
 
 const ORDER_FILE = '/sys/module/page_reporting/parameters/page_reporting_order';
-/** Above MAX_PAGE_ORDER (10): no free block is large enough to be reported. */
+/** Above the largest buddy order (MAX_PAGE_ORDER, 10 on x86-64): no free block is large enough to be reported. */
 const ORDER_OFF = 11;
 const MiB = 1024 * 1024;
 /** Memory touched once after the reporting stops: more than the bench's servers, their files and Ceph hold at once. */
@@ -61,9 +64,10 @@ export function pausePageReporting(): PageReporting {
     fs.writeFileSync(ORDER_FILE, was);
   };
   try {
-    const touched = prefault(PREFAULT_BYTES);
+    const bytes = Math.min(PREFAULT_BYTES, Math.floor(os.freemem() / 2 / PREFAULT_CHUNK) * PREFAULT_CHUNK);
+    const touched = prefault(bytes);
     return {
-      note: `stopped for the run (page_reporting_order ${was} -> ${ORDER_OFF}, put back at the end); ${fmt(PREFAULT_BYTES / MiB / 1024, 0)} GiB touched once first, in ${fmt(touched.ms / 1000, 1)} s (${fmt(touched.sysMs / 1000, 1)} s of system time)`,
+      note: `stopped for the run (page_reporting_order ${was} -> ${ORDER_OFF}, put back at the end); ${fmt(bytes / MiB / 1024, 1)} GiB touched once first, in ${fmt(touched.ms / 1000, 1)} s (${fmt(touched.sysMs / 1000, 1)} s of system time)`,
       restore,
     };
   } catch (error) {
