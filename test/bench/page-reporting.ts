@@ -3,7 +3,7 @@
  * host which page frames are free, and the host drops their memory. The first write into such
  * a frame then costs the host a page fault, which the guest counts as system time of whatever
  * wrote it. Measured on this Firecracker guest with dd (256 MiB into the page cache): 0.04 to
- * 0.07 s of system time into frames the host still backed, 0.6 to 0.75 s into reported ones.
+ * 0.07 s of system time into frames the host still backed, 0.5 to 0.75 s into reported ones.
  * Which frames a server's writes get depends on what the machine freed and when, so one
  * fresh process may write its 256 MiB ten times slower in the kernel than the next: the
  * kernel-time slow mode of benchmark 1 (docs/benchmarks.md, section 1).
